@@ -5,6 +5,8 @@ No logic lives here and nothing happens at import time beyond building the Typer
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from pipeline.errors import HamriskError
@@ -22,3 +24,69 @@ def fail(exc: HamriskError) -> typer.Exit:
     """Print a user-facing error on stderr and return the exit to raise."""
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(code=exc.exit_code)
+
+
+# --- hamrisk models: the registered versions and the champion alias ---
+
+models_app = typer.Typer(
+    name="models",
+    help="Registered model versions: list them, move the champion alias by hand.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+NAME_OPTION = typer.Option(None, "--name", help="Registered model (default: configs/train.yaml).")
+TRAIN_CONFIG_OPTION = typer.Option(
+    None, "--config", help="Training config with the registry section (configs/train.yaml)."
+)
+
+
+def _registry_config(path: Path | None):  # -> RegistryConfig, imported lazily
+    from pipeline.config import ConfigError, RegistryFileConfig, load_config
+
+    try:
+        return load_config(RegistryFileConfig, path, name="train").registry
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+@models_app.command("list")
+def models_list(name: str | None = NAME_OPTION, config: Path | None = TRAIN_CONFIG_OPTION) -> None:
+    """Show every version with its aliases and key held-out metrics."""
+    # MLflow is imported on use: it takes a second or two, which other commands need not pay.
+    from pipeline import registry
+
+    name = name or _registry_config(config).model_name
+    try:
+        versions = registry.list_versions(name)
+    except HamriskError as exc:
+        raise fail(exc) from None
+    typer.echo(f"model {name} at {registry.tracking_uri()}")
+    if versions.empty:
+        typer.echo("no versions yet (run `hamrisk train`)")
+        return
+    shown = versions.assign(created=versions["created"].dt.strftime("%Y-%m-%d %H:%M UTC"))
+    typer.echo(shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"))
+
+
+@models_app.command("promote")
+def models_promote(
+    version: int = typer.Argument(..., min=1, help="The version to make champion."),
+    name: str | None = NAME_OPTION,
+    config: Path | None = TRAIN_CONFIG_OPTION,
+) -> None:
+    """Move the champion alias to VERSION by hand, showing each promotion gate."""
+    from pipeline import registry
+
+    settings = _registry_config(config)
+    name = name or settings.model_name
+    try:
+        decision = registry.promote(name, version, settings.gates)
+    except HamriskError as exc:
+        raise fail(exc) from None
+    for gate in decision.gates:
+        value = "not computed" if gate.value is None else f"{gate.value:.4f}"
+        verdict = "pass" if gate.passed else "FAIL"
+        typer.echo(f"{gate.name:<24} {value:>12}   needs {gate.threshold:<18} {verdict}")
+    typer.echo(f"{name} version {version} is now {decision.alias}: " + "; ".join(decision.reasons))

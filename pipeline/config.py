@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -79,3 +79,44 @@ def load_config(model: type[S], path: Path | str | None = None, *, name: str | N
             else:
                 problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+
+
+# --- Model registry: promotion gates (configs/train.yaml, section `registry:`) ---
+
+
+class GatesConfig(Section):
+    """Held-out thresholds a model version must pass before it becomes ``champion``."""
+
+    calibration_slope_min: float = Field(0.8, gt=0.0)
+    calibration_slope_max: float = Field(1.2, gt=0.0)
+    calibration_intercept_max_abs: float = Field(0.1, ge=0.0)
+    auc_min: float = Field(0.6, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _slope_range_is_ordered(self) -> GatesConfig:
+        if self.calibration_slope_min >= self.calibration_slope_max:
+            raise ValueError(
+                f"calibration_slope_min ({self.calibration_slope_min}) must be below "
+                f"calibration_slope_max ({self.calibration_slope_max})"
+            )
+        return self
+
+
+class RegistryConfig(Section):
+    """Where training runs are tracked and models registered, and the promotion gates."""
+
+    experiment_name: str = Field("hamstring-reinjury", min_length=1, max_length=200)
+    model_name: str = Field("hamstring-reinjury", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+    gates: GatesConfig = GatesConfig()
+
+
+class RegistryFileConfig(Section):
+    """``configs/train.yaml`` read for its ``registry:`` section alone (``hamrisk models``).
+
+    The training sections of the same file are validated by the training config; here they
+    are ignored, while the ``registry:`` section itself stays strict about unknown keys.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    registry: RegistryConfig = RegistryConfig()

@@ -1,0 +1,658 @@
+"""The MLflow edge: tracking store, training runs, the model registry and its promotion gates.
+
+This is the only module that talks to MLflow. Every public function opens its own
+connection (``connect``), so nothing is set up at import time and a caller never sees a
+half-configured global tracking URI.
+
+Stores:
+- default: an embedded SQLite store inside the project folder, ``<home>/mlruns.db`` with
+  artifacts in ``<home>/mlartifacts`` (``home`` is the repository root, or ``HAMRISK_HOME``);
+- ``MLFLOW_TRACKING_URI`` overrides it: another SQLite file, or an ``mlflow server`` over HTTP.
+
+Nothing athlete-level goes to MLflow: the data fingerprint holds row counts and hashes, the
+input example is synthetic, and the risk model is a fitted object without training rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.metadata
+import math
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlparse
+
+import cloudpickle
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema
+
+from pipeline.config import GatesConfig
+from pipeline.errors import HamriskError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+HOME_ENV = "HAMRISK_HOME"
+# Packages copied into every logged model, so `mlflow models serve` runs from any folder.
+MODEL_PACKAGES = ("pipeline", "features", "models")
+MODEL_ARTIFACT = "model"
+# Held-out metrics logged by training, in the order `models list` shows the key ones.
+METRIC_NAMES = (
+    "auc",
+    "brier",
+    "log_loss",
+    "calibration_slope",
+    "calibration_intercept",
+    "ece",
+    "oe_ratio",
+)
+KEY_METRICS = ("auc", "brier", "calibration_slope", "calibration_intercept")
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# A tracking server that does not answer within this many seconds is reported as
+# unreachable, instead of MLflow's default of 7 retries with backoff (about 4 minutes).
+PROBE_TIMEOUT_SECONDS = 3.0
+# MLflow's HTTP settings while one of our calls runs, unless the user set their own.
+HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+_TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+class TrackingError(HamriskError):
+    """The tracking store or model registry cannot be reached or refused a request."""
+
+
+# --- store and connection -----------------------------------------------------------------
+
+
+def project_home() -> Path:
+    """The folder holding the embedded store: ``HAMRISK_HOME`` or the repository root."""
+    return Path(os.environ.get(HOME_ENV) or PROJECT_DIR).resolve()
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store in ``project_home()``."""
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    return "sqlite:///" + (project_home() / "mlruns.db").as_posix()
+
+
+def _is_http(uri: str) -> bool:
+    return urlparse(uri).scheme in ("http", "https")
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, ``None`` for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(unquote(uri[len("sqlite:///") :]).split("?", 1)[0]).resolve()
+
+
+def artifact_root(uri: str) -> Path | None:
+    """Where experiments we create keep their artifacts; ``None`` lets a server decide.
+
+    MLflow's own default for a database store is ``./mlruns`` relative to the working
+    directory, which scatters artifacts wherever a command happens to run; a SQLite store
+    gets ``mlartifacts`` beside its database file instead.
+    """
+    if _is_http(uri) or urlparse(uri).scheme in ("databricks", "file", ""):
+        return None
+    db = _sqlite_path(uri)
+    return (db.parent if db is not None else project_home()) / "mlartifacts"
+
+
+@contextmanager
+def _http_settings() -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in HTTP_SETTINGS}
+    for key, value in HTTP_SETTINGS.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _check_reachable(uri: str) -> None:
+    """Raise ``TrackingError`` unless an HTTP tracking server answers within seconds.
+
+    Any HTTP answer counts as reachable (an authenticating proxy may answer 401); only a
+    refused connection, a DNS failure or silence is reported.
+    """
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_SECONDS):
+            return
+    except urllib.error.HTTPError:
+        return
+    except OSError as exc:  # URLError, refused connections and timeouts
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); start it, or unset "
+            "MLFLOW_TRACKING_URI to use the embedded store in the project folder"
+        ) from None
+
+
+_active_uris: list[str] = []
+
+
+@contextmanager
+def connect(uri: str | None = None) -> Iterator[MlflowClient]:
+    """Point MLflow at ``uri`` (default ``tracking_uri()``) for the duration of a block.
+
+    Fails within seconds with ``TrackingError`` when an HTTP server is unreachable, and
+    turns any MLflow failure inside the block into a ``TrackingError`` naming the store.
+    Nested blocks on the same store share the outer connection.
+    """
+    uri = uri or tracking_uri()
+    if _active_uris and _active_uris[-1] == uri:
+        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return
+    with _http_settings():
+        if _is_http(uri):
+            _check_reachable(uri)
+        db = _sqlite_path(uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(uri)
+        _active_uris.append(uri)
+        try:
+            yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+        except MlflowException as exc:
+            raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
+        finally:
+            _active_uris.pop()
+            # set_tracking_uri also writes MLFLOW_TRACKING_URI; put the user's value back.
+            mlflow.set_tracking_uri(None)
+            if saved_env is not None:
+                os.environ["MLFLOW_TRACKING_URI"] = saved_env
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created with an absolute artifact location if new."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    root = artifact_root(client.tracking_uri)
+    location = None
+    if root is not None:
+        folder = root / re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        folder.mkdir(parents=True, exist_ok=True)
+        location = folder.as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # Another run created it between our lookup and our create.
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+# --- the model as MLflow serves it --------------------------------------------------------
+
+
+class RiskPyfunc(mlflow.pyfunc.PythonModel):
+    """The fitted risk model as an MLflow pyfunc: feature frame in, risk with interval out.
+
+    The wrapped object needs ``predict_risk(X)``, ``predict_interval(X) -> (low, high)``
+    and ``contributions(X)``; it travels as a pickled artifact, not inside this wrapper.
+    """
+
+    def __init__(self, risk_model: Any = None) -> None:
+        self._risk_model = risk_model
+
+    @property
+    def risk_model(self) -> Any:
+        """The wrapped fitted model (for contributions, which the pyfunc output omits)."""
+        return self._risk_model
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        with open(context.artifacts["risk_model"], "rb") as handle:
+            self._risk_model = cloudpickle.load(handle)
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext | None,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        risk = np.asarray(self._risk_model.predict_risk(model_input), dtype=float)
+        low, high = self._risk_model.predict_interval(model_input)
+        return pd.DataFrame(
+            {
+                "risk": risk,
+                "risk_low": np.asarray(low, dtype=float),
+                "risk_high": np.asarray(high, dtype=float),
+            },
+            index=model_input.index,
+        )
+
+
+def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """The example's columns and dtypes, each column optional.
+
+    MLflow refuses to cast at scoring time (not even int64 to float64), so the example
+    must carry the feature frame's own dtypes; every column is optional because missing
+    values stay missing (the model handles them) and a feature absent from a clinic's
+    export must reach the model as missing, not as a refusal.
+    """
+    inferred = infer_signature(example, output)
+    columns = [ColSpec(spec.type, spec.name, required=False) for spec in inferred.inputs.inputs]
+    return ModelSignature(inputs=Schema(columns), outputs=inferred.outputs)
+
+
+def _pip_requirements() -> list[str]:
+    """The project's runtime dependencies pinned to the installed versions."""
+    pins = []
+    for requirement in importlib.metadata.requires("hamrisk") or []:
+        if "extra ==" in requirement:
+            continue
+        dist = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+        pins.append(f"{dist}=={importlib.metadata.version(dist)}")
+    pins.append(f"cloudpickle=={importlib.metadata.version('cloudpickle')}")
+    return sorted(set(pins))
+
+
+def _stage_code(target: Path) -> list[str]:
+    """Copy the project packages (without caches) to ``target`` for ``code_paths``."""
+    staged = []
+    for package in MODEL_PACKAGES:
+        source = PROJECT_DIR / package
+        if (source / "__init__.py").exists():
+            dest = target / package
+            shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            staged.append(str(dest))
+    return staged
+
+
+def _log_risk_model(risk_model: Any, input_example: pd.DataFrame) -> None:
+    # The index of a feature frame is the injury id: drop it so no id reaches MLflow.
+    example = input_example.reset_index(drop=True)
+    output = RiskPyfunc(risk_model).predict(None, example)
+    with tempfile.TemporaryDirectory(prefix="hamrisk-model-") as tmp:
+        pickled = Path(tmp) / "risk_model.pkl"
+        with pickled.open("wb") as handle:
+            cloudpickle.dump(risk_model, handle)
+        mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=RiskPyfunc(),
+            artifacts={"risk_model": str(pickled)},
+            code_paths=_stage_code(Path(tmp) / "code"),
+            signature=_signature(example, output),
+            input_example=example,
+            pip_requirements=_pip_requirements(),
+        )
+
+
+# --- training runs ------------------------------------------------------------------------
+
+
+def data_fingerprint(folder: Path | str) -> dict[str, dict[str, Any]]:
+    """Row count and SHA-256 per table file in ``folder``; never any content.
+
+    Returns:
+        ``{file name: {"rows": int, "sha256": hex digest}}`` for each CSV or Parquet file.
+    """
+    fingerprint: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(folder).iterdir()):
+        if not path.is_file() or path.suffix.lower() not in _TABLE_SUFFIXES:
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        fingerprint[path.name] = {"rows": _count_rows(path), "sha256": digest.hexdigest()}
+    return fingerprint
+
+
+def _count_rows(path: Path) -> int:
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(path).num_rows
+    # The csv module, not a line count: quoted cells may hold line breaks.
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        rows = sum(1 for row in csv.reader(handle) if row)
+    return max(rows - 1, 0)
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def log_training_run(
+    *,
+    experiment: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    config_files: list[Path],
+    fingerprint: Mapping[str, Any],
+    feature_names: list[str],
+    figures: Mapping[str, Figure],
+    risk_model: Any,
+    input_example: pd.DataFrame,
+    tags: Mapping[str, str],
+) -> str:
+    """Log one training run and its pyfunc model; return the run id.
+
+    Args:
+        experiment: experiment name (created with an absolute artifact location if new).
+        params: hyperparameters and settings; nested mappings become dotted keys.
+        metrics: held-out metrics (``METRIC_NAMES`` and any others), finite or NaN.
+        config_files: YAML files logged under ``config/``.
+        fingerprint: ``data_fingerprint`` of the training folder, logged as JSON.
+        feature_names: the model's input columns, logged as JSON.
+        figures: matplotlib figures logged as ``figures/<key>.png``.
+        risk_model: fitted object with ``predict_risk``, ``predict_interval``,
+            ``contributions``.
+        input_example: a few synthetic rows of the feature frame (never real athletes).
+        tags: run tags (data source, git commit...), no athlete identifiers.
+    """
+    with connect() as client:
+        exp_id = experiment_id(client, experiment)
+        with mlflow.start_run(experiment_id=exp_id) as run:
+            mlflow.set_tags(dict(tags))
+            mlflow.log_params(_flatten(params))
+            mlflow.log_metrics({name: float(value) for name, value in metrics.items()})
+            for path in config_files:
+                mlflow.log_artifact(str(path), artifact_path="config")
+            mlflow.log_dict(dict(fingerprint), "data/fingerprint.json")
+            mlflow.log_dict({"features": list(feature_names)}, "features/feature_names.json")
+            for key, figure in figures.items():
+                mlflow.log_figure(figure, f"figures/{key}.png")
+            _log_risk_model(risk_model, input_example)
+        return run.info.run_id
+
+
+# --- registry -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One promotion check: the value, the threshold it is held to, and whether it passes."""
+
+    name: str
+    value: float | None
+    threshold: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Which alias a version gets, why, and every check behind it."""
+
+    alias: Literal["champion", "challenger"]
+    reasons: list[str]
+    gates: list[GateResult]
+
+
+def register(run_id: str, name: str) -> int:
+    """Register the model logged by ``run_id`` as a new version of ``name``; return it."""
+    with connect():
+        version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", name)
+        return int(version.version)
+
+
+def _metric(metrics: Mapping[str, float] | None, name: str) -> float | None:
+    if metrics is None or metrics.get(name) is None:
+        return None
+    value = float(metrics[name])
+    return None if math.isnan(value) else value
+
+
+def _check(name: str, value: float | None, threshold: str, test: Any) -> GateResult:
+    return GateResult(name, value, threshold, value is not None and bool(test(value)))
+
+
+def decide_promotion(
+    new_metrics: Mapping[str, float],
+    champion_metrics: Mapping[str, float] | None,
+    gates: GatesConfig,
+) -> PromotionDecision:
+    """``champion`` if every gate passes and the new model is not worse than the champion.
+
+    Args:
+        new_metrics: the new version's held-out metrics.
+        champion_metrics: the current champion's metrics on the same held-out set
+            (computed by the caller), or ``None`` when there is no champion.
+        gates: the thresholds from ``configs/train.yaml``.
+
+    Returns:
+        The alias to set, the reasons (each failed check, or why it is promoted), and every
+        check with its value and threshold. A missing or NaN metric fails its check.
+    """
+    lo, hi = gates.calibration_slope_min, gates.calibration_slope_max
+    bound = gates.calibration_intercept_max_abs
+    results = [
+        _check(
+            "calibration_slope",
+            _metric(new_metrics, "calibration_slope"),
+            f"{lo:g} <= x <= {hi:g}",
+            lambda v: lo <= v <= hi,
+        ),
+        _check(
+            "calibration_intercept",
+            _metric(new_metrics, "calibration_intercept"),
+            f"|x| <= {bound:g}",
+            lambda v: abs(v) <= bound,
+        ),
+        _check(
+            "auc",
+            _metric(new_metrics, "auc"),
+            f">= {gates.auc_min:g}",
+            lambda v: v >= gates.auc_min,
+        ),
+    ]
+    if champion_metrics is not None:
+        # Lower is better for both proper scores; a tie is "not worse" (retraining on the
+        # same data with the same seed gives the same model, which may take over).
+        for score in ("brier", "log_loss"):
+            reference = _metric(champion_metrics, score)
+            if reference is None and score == "log_loss":
+                continue
+            results.append(
+                _check(
+                    f"{score} vs champion",
+                    _metric(new_metrics, score),
+                    f"<= {reference:.4f}" if reference is not None else "champion value missing",
+                    lambda v, ref=reference: ref is not None and v <= ref,
+                )
+            )
+    failed = [gate for gate in results if not gate.passed]
+    if failed:
+        reasons = [_failure_reason(gate) for gate in failed]
+        return PromotionDecision(CHALLENGER, reasons, results)
+    reason = "passes every gate" + (
+        " and is not worse than the champion" if champion_metrics is not None else ""
+    )
+    return PromotionDecision(CHAMPION, [reason], results)
+
+
+def _failure_reason(gate: GateResult) -> str:
+    if gate.value is None:
+        return f"{gate.name} was not computed (needs {gate.threshold})"
+    return f"{gate.name} = {gate.value:.4f}, needs {gate.threshold}"
+
+
+def set_alias(name: str, version: int, alias: str) -> None:
+    """Point ``alias`` of model ``name`` at ``version``.
+
+    A version made champion loses its ``challenger`` alias, so one version never shows both.
+    """
+    with connect() as client:
+        client.set_registered_model_alias(name, alias, str(version))
+        if alias == CHAMPION:
+            aliases = client.get_registered_model(name).aliases
+            if str(aliases.get(CHALLENGER)) == str(version):
+                client.delete_registered_model_alias(name, CHALLENGER)
+
+
+def champion_version(name: str) -> int | None:
+    """The version holding ``champion``, or ``None`` (no champion, or no such model)."""
+    with connect() as client:
+        try:
+            aliases = client.get_registered_model(name).aliases
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        version = aliases.get(CHAMPION)
+        return int(version) if version is not None else None
+
+
+def _versions_text(client: MlflowClient, name: str) -> str:
+    """``1 (champion), 2`` for an error message, or the registered model names."""
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        names = sorted(model.name for model in client.search_registered_models())
+        known = ", ".join(names) if names else "none yet (run `hamrisk train`)"
+        return f"there is no registered model {name!r}; registered models: {known}"
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    versions = sorted(
+        (int(v.version) for v in client.search_model_versions(f"name='{name}'")), reverse=True
+    )
+    if not versions:
+        return f"model {name!r} has no versions yet"
+    listed = [
+        f"{v} ({', '.join(sorted(by_version[str(v)]))})" if str(v) in by_version else str(v)
+        for v in versions
+    ]
+    return f"versions of {name!r}: " + ", ".join(listed)
+
+
+def _missing_version(client: MlflowClient, uri: str) -> HamriskError | None:
+    """An error listing the versions that exist when ``uri`` names none, else ``None``."""
+    if not uri.startswith("models:/"):
+        return None
+    ref = uri[len("models:/") :].strip("/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        lookup = lambda: client.get_model_version_by_alias(name, alias)  # noqa: E731
+    elif "/" in ref:
+        name, version = ref.rsplit("/", 1)
+        if version == "latest":
+            lookup = lambda: client.get_latest_versions(name)[0]  # noqa: E731
+        else:
+            lookup = lambda: client.get_model_version(name, version)  # noqa: E731
+    else:
+        return None  # a logged model id (models:/m-...): MLflow reports it itself
+    try:
+        lookup()
+    except (MlflowException, IndexError) as exc:
+        if isinstance(exc, MlflowException) and exc.error_code not in (
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
+        ):
+            raise
+        return HamriskError(f"{uri}: no such model version; {_versions_text(client, name)}")
+    return None
+
+
+def load_risk_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """Load a registered or logged model, e.g. ``models:/hamstring-reinjury@champion``.
+
+    Raises:
+        HamriskError: the URI names no existing version (the message lists those that do),
+            or the store cannot be reached.
+    """
+    with connect() as client:
+        missing = _missing_version(client, uri)
+        if missing is not None:
+            raise missing
+        return mlflow.pyfunc.load_model(uri)
+
+
+def list_versions(name: str) -> pd.DataFrame:
+    """Every version of ``name``: aliases, creation time, run and key held-out metrics.
+
+    Returns:
+        Columns ``version, aliases, created, run_id`` and ``KEY_METRICS``, newest first;
+        empty when the model has no versions.
+    """
+    columns = ["version", "aliases", "created", "run_id", *KEY_METRICS]
+    with connect() as client:
+        try:
+            aliases = client.get_registered_model(name).aliases
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return pd.DataFrame(columns=columns)
+            raise
+        rows = []
+        for found in client.search_model_versions(f"name='{name}'"):
+            run_metrics = client.get_run(found.run_id).data.metrics if found.run_id else {}
+            rows.append(
+                {
+                    "version": int(found.version),
+                    "aliases": ", ".join(
+                        sorted(a for a, v in aliases.items() if str(v) == str(found.version))
+                    ),
+                    "created": pd.Timestamp(found.creation_timestamp, unit="ms", tz="UTC"),
+                    "run_id": found.run_id,
+                    **{key: run_metrics.get(key, np.nan) for key in KEY_METRICS},
+                }
+            )
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("version", ascending=False, ignore_index=True)
+
+
+def version_metrics(name: str, version: int) -> dict[str, float]:
+    """The held-out metrics logged by the run behind ``version`` of ``name``."""
+    with connect() as client:
+        missing = _missing_version(client, f"models:/{name}/{version}")
+        if missing is not None:
+            raise missing
+        run_id = client.get_model_version(name, str(version)).run_id
+        return dict(client.get_run(run_id).data.metrics) if run_id else {}
+
+
+def promote(name: str, version: int, gates: GatesConfig) -> PromotionDecision:
+    """Move ``champion`` to ``version`` by hand; the gates are checked and reported, not enforced.
+
+    Raises:
+        HamriskError: the version does not exist (the message lists those that do).
+    """
+    with connect():
+        checked = decide_promotion(version_metrics(name, version), None, gates)
+        set_alias(name, version, CHAMPION)
+    if checked.alias == CHAMPION:
+        reasons = [f"moved by hand; version {version} {checked.reasons[0]}"]
+    else:
+        reasons = [f"moved by hand although {reason}" for reason in checked.reasons]
+    return PromotionDecision(CHAMPION, reasons, checked.gates)
