@@ -1,0 +1,185 @@
+"""Strength in rehab: symmetry, its trend, strength per kg and the hamstring:quadriceps ratio.
+
+Only tests dated in the episode's rehab, from the injury date to the prediction time
+(both included), count: a test after the prediction time is not known yet, and a test
+before the injury speaks of a limb that was not injured yet. Symmetry is involved ÷
+uninvolved, the involved side being the episode's side (data contract). When one athlete
+has several tests of one type on one day, the one with the highest ``test_id`` is used,
+so the result never depends on the order of the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.timeline import DatedRecords, day_numbers, expand, last_position, shared_codes, take
+
+# Contract test name -> column stem. The last one is the quadriceps, used for the
+# hamstring:quadriceps ratio; the first four are hamstring tests.
+TESTS: dict[str, str] = {
+    "nordic_eccentric": "nordic",
+    "isometric_knee_flexion": "isometric_flexion",
+    "isokinetic_knee_flexion_concentric": "isokinetic_flexion_concentric",
+    "isokinetic_knee_flexion_eccentric": "isokinetic_flexion_eccentric",
+    "isokinetic_knee_extension_concentric": "isokinetic_extension_concentric",
+}
+UNITS: dict[str, str] = {
+    "nordic_eccentric": "N",
+    "isometric_knee_flexion": "N",
+    "isokinetic_knee_flexion_concentric": "Nm",
+    "isokinetic_knee_flexion_eccentric": "Nm",
+    "isokinetic_knee_extension_concentric": "Nm",
+}
+HAMSTRING = "isokinetic_knee_flexion_concentric"
+QUADRICEPS = "isokinetic_knee_extension_concentric"
+
+
+@dataclass(frozen=True)
+class StrengthTimeline:
+    """The strength tests, searchable per athlete and test type, with each episode's rehab.
+
+    Attributes:
+        tests: one test per athlete, type and day, grouped by athlete × test type.
+        pairs: days an athlete did both the hamstring and quadriceps isokinetic tests,
+            grouped by athlete, with each side's ratio in ``left``/``right``.
+        athlete: each episode's athlete code.
+        first_day, last_day: each episode's rehab as day numbers (injury, prediction).
+        left_involved: the episode's side is left.
+    """
+
+    tests: DatedRecords
+    pairs: DatedRecords
+    athlete: np.ndarray
+    first_day: np.ndarray
+    last_day: np.ndarray
+    left_involved: np.ndarray
+
+    def rehab_window(self, test: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each episode's ``[start, stop)`` range of ``test`` records in its rehab."""
+        group = self.athlete * len(TESTS) + list(TESTS).index(test)
+        return self.tests.window(group, self.first_day, self.last_day)
+
+    def involved(self, records: DatedRecords, position: np.ndarray, rows=None) -> np.ndarray:
+        """The involved side's value at ``position`` (NaN at -1); ``rows`` maps to episodes."""
+        left_involved = self.left_involved if rows is None else self.left_involved[rows]
+        return np.where(
+            left_involved,
+            take(records.frame["left"].to_numpy(), position),
+            take(records.frame["right"].to_numpy(), position),
+        )
+
+    def uninvolved(self, records: DatedRecords, position: np.ndarray, rows=None) -> np.ndarray:
+        """The uninvolved side's value at ``position`` (NaN at -1)."""
+        left_involved = self.left_involved if rows is None else self.left_involved[rows]
+        return np.where(
+            left_involved,
+            take(records.frame["right"].to_numpy(), position),
+            take(records.frame["left"].to_numpy(), position),
+        )
+
+
+def strength_timeline(strength_tests: pd.DataFrame, episodes: pd.DataFrame) -> StrengthTimeline:
+    """Index the strength tests for the episodes' rehab look-ups."""
+    tests = strength_tests.loc[
+        strength_tests["test"].isin(list(TESTS)),
+        ["test_id", "athlete_id", "test_date", "test", "left", "right"],
+    ]
+    tests = tests.sort_values("test_id", kind="stable").drop_duplicates(
+        ["athlete_id", "test", "test_date"], keep="last"
+    )
+    hamstring = tests.loc[tests["test"] == HAMSTRING]
+    quadriceps = tests.loc[tests["test"] == QUADRICEPS]
+    pairs = hamstring.merge(
+        quadriceps, on=["athlete_id", "test_date"], suffixes=("_h", "_q"), validate="one_to_one"
+    )
+    pairs = pairs.assign(
+        left=pairs["left_h"] / pairs["left_q"], right=pairs["right_h"] / pairs["right_q"]
+    )
+    record_athlete, pair_athlete, episode_athlete = shared_codes(
+        tests["athlete_id"], pairs["athlete_id"], episodes["athlete_id"]
+    )
+    test_code = pd.Index(list(TESTS)).get_indexer(tests["test"])
+
+    return StrengthTimeline(
+        tests=DatedRecords.build(tests, record_athlete * len(TESTS) + test_code, "test_date"),
+        pairs=DatedRecords.build(pairs, pair_athlete, "test_date"),
+        athlete=episode_athlete,
+        first_day=day_numbers(episodes["injury_date"]),
+        last_day=day_numbers(episodes["prediction_time"]),
+        left_involved=(episodes["side"] == "L").fillna(False).to_numpy(dtype=bool),
+    )
+
+
+def lsi_at_last_test(timeline: StrengthTimeline, episodes: pd.DataFrame, test: str) -> pd.Series:
+    """Involved ÷ uninvolved (ratio) at the last ``test`` in rehab, on or before prediction."""
+    position = last_position(*timeline.rehab_window(test))
+    lsi = timeline.involved(timeline.tests, position) / timeline.uninvolved(
+        timeline.tests, position
+    )
+    return pd.Series(lsi, index=episodes.index, name=f"lsi_{TESTS[test]}")
+
+
+def lsi_change_per_week(
+    timeline: StrengthTimeline, episodes: pd.DataFrame, test: str, min_tests: int
+) -> pd.Series:
+    """Least-squares slope of the ``test`` LSI over rehab (ratio per week; ≥ min_tests tests)."""
+    row, position = expand(*timeline.rehab_window(test))
+    lsi = timeline.involved(timeline.tests, position, row) / timeline.uninvolved(
+        timeline.tests, position, row
+    )
+    weeks = (timeline.tests.day[position] - timeline.first_day[row]) / 7.0
+    n_episodes = len(episodes)
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(row, weights=values, minlength=n_episodes)
+
+    n = total(np.ones_like(weeks))
+    sx, sy, sxy, sxx = total(weeks), total(lsi), total(weeks * lsi), total(weeks * weeks)
+    spread = n * sxx - sx * sx
+    # One test per day (see module docstring), so two or more tests always span time.
+    usable = (n >= min_tests) & (spread > 0)
+    slope = np.full(n_episodes, np.nan)
+    slope[usable] = (n * sxy - sx * sy)[usable] / spread[usable]
+    return pd.Series(slope, index=episodes.index, name=f"lsi_change_per_week_{TESTS[test]}")
+
+
+def involved_per_kg(
+    timeline: StrengthTimeline, athletes: pd.DataFrame, episodes: pd.DataFrame, test: str
+) -> pd.Series:
+    """Involved side at the last ``test`` in rehab ÷ body mass (N/kg or Nm/kg)."""
+    position = last_position(*timeline.rehab_window(test))
+    mass = (
+        athletes.set_index("athlete_id")["body_mass_kg"]
+        .reindex(episodes["athlete_id"].to_numpy())
+        .to_numpy(dtype="float64")
+    )
+    value = timeline.involved(timeline.tests, position) / mass
+    return pd.Series(value, index=episodes.index, name=f"involved_per_kg_{TESTS[test]}")
+
+
+def hamstring_quadriceps_ratio(timeline: StrengthTimeline, episodes: pd.DataFrame) -> pd.Series:
+    """Involved concentric isokinetic knee flexion ÷ extension torque in rehab (ratio)."""
+    # Same-session ratio where both were tested on one day (the latest such day); else
+    # the last test of each.
+    pair = last_position(
+        *timeline.pairs.window(timeline.athlete, timeline.first_day, timeline.last_day)
+    )
+    same_day = timeline.involved(timeline.pairs, pair)
+    flexion = timeline.involved(timeline.tests, last_position(*timeline.rehab_window(HAMSTRING)))
+    extension = timeline.involved(timeline.tests, last_position(*timeline.rehab_window(QUADRICEPS)))
+    ratio = np.where(pair >= 0, same_day, flexion / extension)
+    return pd.Series(ratio, index=episodes.index, name="hamstring_quadriceps_ratio")
+
+
+def strength_tested_in_rehab(timeline: StrengthTimeline, episodes: pd.DataFrame) -> pd.Series:
+    """Any strength test between injury and prediction time, both included (boolean)."""
+    tested = np.zeros(len(episodes), dtype=bool)
+    for test in TESTS:
+        start, stop = timeline.rehab_window(test)
+        tested |= stop > start
+    return pd.Series(tested, index=episodes.index, name="strength_tested_in_rehab").astype(
+        "boolean"
+    )
