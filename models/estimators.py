@@ -1,0 +1,566 @@
+"""The risk model: fitted feature prep, a classifier, a calibrator and a bootstrap ensemble.
+
+One :class:`RiskModel` carries the whole transform from a feature frame to a calibrated
+risk, so scoring cannot drift from training (one artifact, one code path). It follows
+scikit-learn's estimator contract: ``__init__`` stores its arguments, ``fit`` validates and
+returns ``self``, learned attributes end in ``_``.
+
+Two classifiers:
+
+* ``"lightgbm"``: gradient-boosted trees with the clinically known directions as monotone
+  constraints (more prior injuries never lowers risk; a more symmetric limb never raises
+  it) and LightGBM's native handling of missing values and categories.
+* ``"logistic"``: the baseline it must beat, an L2-penalised logistic regression after
+  median imputation with missing-value indicators, standardisation and one-hot coding of
+  categories, as one scikit-learn Pipeline.
+
+Calibration (Platt or isotonic, or chosen by grouped cross-validation) is fitted on
+cross-fitted scores: each episode's score comes from a classifier that never saw that
+athlete, because an athlete's episodes stay in one fold. The final classifier is then
+refitted on all episodes and its scores go through that calibrator (the "cross-fitted,
+single final model" variant of scikit-learn's ``CalibratedClassifierCV(ensemble=False)``).
+
+Per-athlete intervals come from a small bootstrap ensemble over athletes; see
+:meth:`RiskModel.predict_interval`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from models.calibration import CALIBRATORS, choose_calibration
+from models.drift import build_reference
+
+Kind = Literal["lightgbm", "logistic"]
+
+# Defaults sized for cohorts of a few thousand episodes with a ~1 in 3 event rate: shallow
+# trees and a modest learning rate, L2 on leaf values; the grid in configs/ overrides them.
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "n_estimators": 200,
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_child_samples": 20,
+    "reg_lambda": 1.0,
+}
+LOGISTIC_DEFAULTS: dict[str, Any] = {"C": 1.0, "max_iter": 2000}
+# Aliases LightGBM accepts for the number of boosting rounds.
+_ROUND_ALIASES = (
+    "n_estimators",
+    "num_iterations",
+    "num_iteration",
+    "n_iter",
+    "num_tree",
+    "num_trees",
+    "num_round",
+    "num_rounds",
+    "num_boost_round",
+)
+# Bootstrap members trade trees for learning rate (capped here) so that the whole ensemble
+# costs about one main model at prediction time.
+_MEMBER_MAX_LEARNING_RATE = 0.3
+
+
+class FeaturePrep:
+    """Column prep learned at fit: order, kinds and categories.
+
+    ``transform`` returns a float64 matrix in the fitted column order: numbers as they
+    are, booleans as 0/1, categories as their index among the categories seen at fit.
+    Missing values, and categories never seen at fit, become NaN (never an error).
+    """
+
+    def fit(self, X: pd.DataFrame, categorical: Sequence[str] = ()) -> FeaturePrep:
+        self.feature_names_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.kinds_: dict[str, str] = {}
+        self.categories_: dict[str, list[str]] = {}
+        for name in X.columns:
+            col = X[name]
+            if name in categorical or _is_text(col):
+                self.kinds_[name] = "categorical"
+                seen = col.dropna().astype("string").unique()
+                self.categories_[name] = sorted(str(v) for v in seen)
+            elif _is_boolean(col):
+                self.kinds_[name] = "boolean"
+            else:
+                self.kinds_[name] = "numeric"
+                _as_float(col, name)  # fails early, naming the column, if not numeric
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"feature frame lacks column(s) the model was fitted on: {missing}")
+        out = np.empty((len(X), len(self.feature_names_)), dtype=np.float64)
+        for j, name in enumerate(self.feature_names_):
+            col = X[name]
+            if self.kinds_[name] == "categorical":
+                codes = pd.Categorical(col.astype("string"), categories=self.categories_[name])
+                codes = codes.codes.astype(np.float64)
+                codes[codes < 0] = np.nan
+                out[:, j] = codes
+            else:
+                out[:, j] = _as_float(col, name)
+        return out
+
+    @property
+    def categorical_index_(self) -> list[int]:
+        return [j for j, n in enumerate(self.feature_names_) if self.kinds_[n] == "categorical"]
+
+
+def _is_text(col: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype)
+
+
+def _is_boolean(col: pd.Series) -> bool:
+    return isinstance(col.dtype, pd.BooleanDtype) or col.dtype == bool
+
+
+def _as_float(col: pd.Series, name: str) -> np.ndarray:
+    if _is_boolean(col):
+        return col.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        return pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (ValueError, TypeError):
+        bad = pd.to_numeric(col, errors="coerce").isna() & col.notna()
+        row = col.index[bad.to_numpy()][0] if bad.any() else "?"
+        value = col[row] if bad.any() else "?"
+        raise ValueError(f"column {name!r}: expected numbers, row {row!r} has {value!r}") from None
+
+
+def _lightgbm_rounds(params: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """Split the number of boosting rounds out of LightGBM params."""
+    params = dict(params)
+    rounds = LIGHTGBM_DEFAULTS["n_estimators"]
+    for alias in _ROUND_ALIASES:
+        if alias in params:
+            rounds = int(params.pop(alias))
+    return params, rounds
+
+
+class RiskModel(ClassifierMixin, BaseEstimator):
+    """Calibrated probability of a recurrence within the window, from a feature frame.
+
+    Args:
+        kind: ``"lightgbm"`` or ``"logistic"``.
+        params: hyperparameters of the classifier (LightGBM's names or aliases; for the
+            logistic baseline ``C`` and ``max_iter``). Unset ones take the module defaults.
+        monotone: feature -> +1 (risk never falls as it grows), -1 (never rises), 0.
+            Honoured by LightGBM; the logistic baseline ignores it.
+        categorical: features to treat as categories (text columns always are).
+        calibration: ``"sigmoid"``, ``"isotonic"``, ``"auto"`` (lower grouped-CV
+            weighted log loss of the two) or ``"none"``.
+        cv: folds for the cross-fitted calibration scores (grouped by athlete).
+        n_bootstrap: bootstrap ensemble size for :meth:`predict_interval` (0: none).
+        random_state: seed for folds, bootstrap draws and LightGBM.
+
+    Fitted attributes: ``feature_names_in_``, ``n_features_in_``, ``classes_``,
+    ``prep_``, ``classifier_``, ``calibrator_``, ``calibration_``, ``calibration_losses_``,
+    ``members_``, ``base_rate_`` (weighted event rate of the training episodes),
+    ``reference_`` (binned training distributions, see :mod:`models.drift`).
+    """
+
+    def __init__(
+        self,
+        kind: Kind = "lightgbm",
+        params: Mapping[str, Any] | None = None,
+        monotone: Mapping[str, int] | None = None,
+        categorical: Sequence[str] | None = None,
+        calibration: Literal["sigmoid", "isotonic", "auto", "none"] = "auto",
+        cv: int = 5,
+        n_bootstrap: int = 8,
+        random_state: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self.params = params
+        self.monotone = monotone
+        self.categorical = categorical
+        self.calibration = calibration
+        self.cv = cv
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+
+    # ---- fitting -------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray | pd.Series,
+        sample_weight: np.ndarray | pd.Series | None = None,
+        groups: np.ndarray | pd.Series | None = None,
+    ) -> RiskModel:
+        """Fit prep, classifier, calibrator and bootstrap ensemble.
+
+        Args:
+            X: features, one row per episode.
+            y: 1.0 recurred, 0.0 no recurrence, NaN outcome unknown.
+            sample_weight: IPCW weights (0 for unknown outcomes). When ``None``, known
+                outcomes weigh 1 and unknown ones are left out (naive dropping).
+            groups: athlete ids; folds and bootstrap draws keep an athlete's episodes
+                together. ``None`` treats every episode as its own athlete.
+
+        Raises:
+            ValueError: invalid arguments or inputs, with the offending name and row.
+        """
+        self._check_params()
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
+        y_arr, w_arr, g_arr = _check_targets(X, y, sample_weight, groups)
+        categorical = list(self.categorical or ())
+        unknown = [c for c in categorical if c not in X.columns]
+        if unknown:
+            raise ValueError(f"categorical names column(s) not in the feature frame: {unknown}")
+
+        self.prep_ = FeaturePrep().fit(X, categorical)
+        self.feature_names_in_ = self.prep_.feature_names_
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.classes_ = np.array([0, 1])
+        self.reference_ = build_reference(X, categorical=categorical)
+        self.monotone_constraints_ = self._monotone_constraints()
+
+        matrix = self.prep_.transform(X)
+        used = w_arr > 0
+        if not used.any():
+            raise ValueError("no episode has a known outcome with positive weight")
+        m, yk, wk, gk = matrix[used], y_arr[used], w_arr[used], g_arr[used]
+        if len(np.unique(yk)) < 2:
+            raise ValueError("training needs both recurrences and non-recurrences")
+        self.base_rate_ = float(np.sum(wk * yk) / np.sum(wk))
+
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        method = self.calibration
+        self.calibration_losses_: dict[str, float] = {}
+        if method == "none":
+            oof = None
+        else:
+            oof = self._cross_fitted_scores(m, yk, wk, gk, seed, rng)
+            if method == "auto":
+                method, self.calibration_losses_ = choose_calibration(oof, yk, wk, gk, self.cv)
+        self.calibration_ = method
+        self.classifier_ = self._fit_classifier(m, yk, wk, seed)
+        calibration_scores = oof if oof is not None else self._raw_score(self.classifier_, m)
+        self.calibrator_ = CALIBRATORS[method]().fit(calibration_scores, yk, wk)
+        self.members_ = self._fit_members(m, yk, wk, gk, rng)
+        if self.kind == "logistic":
+            prep = self.classifier_[:-1]
+            self.design_mean_ = prep.transform(m).mean(axis=0)
+            self.design_map_ = _logistic_feature_map(prep, self.n_features_in_)
+        return self
+
+    def _check_params(self) -> None:
+        if self.kind not in ("lightgbm", "logistic"):
+            raise ValueError(f'kind must be "lightgbm" or "logistic" (got {self.kind!r})')
+        if self.calibration not in ("sigmoid", "isotonic", "auto", "none"):
+            raise ValueError(
+                'calibration must be "sigmoid", "isotonic", "auto" or "none" '
+                f"(got {self.calibration!r})"
+            )
+        if not (isinstance(self.cv, int) and self.cv >= 2):
+            raise ValueError(f"cv must be an integer >= 2 (got {self.cv!r})")
+        if not (isinstance(self.n_bootstrap, int) and self.n_bootstrap >= 0):
+            raise ValueError(
+                f"n_bootstrap must be a non-negative integer (got {self.n_bootstrap!r})"
+            )
+
+    def _monotone_constraints(self) -> list[int]:
+        monotone = dict(self.monotone or {})
+        names = list(self.feature_names_in_)
+        unknown = [k for k in monotone if k not in names]
+        if unknown:
+            raise ValueError(f"monotone names column(s) not in the feature frame: {unknown}")
+        bad = {k: v for k, v in monotone.items() if v not in (-1, 0, 1)}
+        if bad:
+            raise ValueError(f"monotone directions must be -1, 0 or +1 (got {bad})")
+        on_categories = [
+            k for k, v in monotone.items() if v and self.prep_.kinds_[k] == "categorical"
+        ]
+        if on_categories:
+            raise ValueError(f"a categorical feature has no direction: {on_categories}")
+        return [int(monotone.get(n, 0)) for n in names]
+
+    def _cross_fitted_scores(
+        self,
+        m: np.ndarray,
+        y: np.ndarray,
+        w: np.ndarray,
+        g: np.ndarray,
+        seed: int,
+        rng: np.random.RandomState,
+    ) -> np.ndarray:
+        n_groups = len(np.unique(g))
+        if n_groups < self.cv:
+            raise ValueError(f"cv={self.cv} folds need at least {self.cv} athletes, got {n_groups}")
+        folds = StratifiedGroupKFold(
+            n_splits=self.cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
+        )
+        oof = np.empty(len(y))
+        for train, test in folds.split(m, y.astype(int), g):
+            clf = self._fit_classifier(m[train], y[train], w[train], seed)
+            oof[test] = self._raw_score(clf, m[test])
+        return oof
+
+    def _fit_classifier(
+        self,
+        m: np.ndarray,
+        y: np.ndarray,
+        w: np.ndarray,
+        seed: int,
+        member_of: int = 0,
+    ) -> Any:
+        if self.kind == "logistic":
+            return self._fit_logistic(m, y, w)
+        params, rounds = _lightgbm_rounds({**LIGHTGBM_DEFAULTS, **(self.params or {})})
+        if member_of:
+            member_rounds = max(10, math.ceil(rounds / member_of))
+            rate = float(params.get("learning_rate", LIGHTGBM_DEFAULTS["learning_rate"]))
+            params["learning_rate"] = min(_MEMBER_MAX_LEARNING_RATE, rate * rounds / member_rounds)
+            rounds = member_rounds
+        params.update(
+            objective="binary",
+            seed=seed,
+            deterministic=True,
+            force_row_wise=True,
+            verbosity=-1,
+            monotone_constraints=self.monotone_constraints_,
+            # The "advanced" method keeps constraints exact while splitting less
+            # conservatively than "basic" (LightGBM docs, monotone_constraints_method).
+            monotone_constraints_method="advanced",
+        )
+        params.setdefault("num_threads", 1)
+        data = lgb.Dataset(
+            m,
+            label=y,
+            weight=w,
+            feature_name=[f"f{j}" for j in range(m.shape[1])],
+            categorical_feature=self.prep_.categorical_index_,
+            free_raw_data=True,
+            params={"verbosity": -1},
+        )
+        return lgb.train(params, data, num_boost_round=rounds)
+
+    def _fit_logistic(self, m: np.ndarray, y: np.ndarray, w: np.ndarray) -> Pipeline:
+        params = {**LOGISTIC_DEFAULTS, **(self.params or {})}
+        cat = self.prep_.categorical_index_
+        num = [j for j in range(m.shape[1]) if j not in cat]
+        transformers = [
+            (
+                "numeric",
+                Pipeline(
+                    [
+                        (
+                            "impute",
+                            SimpleImputer(
+                                strategy="median", add_indicator=True, keep_empty_features=True
+                            ),
+                        ),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                num,
+            )
+        ]
+        if cat:
+            transformers.append(
+                (
+                    "categorical",
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                    cat,
+                )
+            )
+        model = Pipeline(
+            [
+                ("prep", ColumnTransformer(transformers, sparse_threshold=0.0)),
+                ("logistic", LogisticRegression(**params)),
+            ]
+        )
+        return model.fit(m, y.astype(int), logistic__sample_weight=w)
+
+    def _fit_members(
+        self,
+        m: np.ndarray,
+        y: np.ndarray,
+        w: np.ndarray,
+        g: np.ndarray,
+        rng: np.random.RandomState,
+    ) -> list[Any]:
+        members = []
+        labels, index = np.unique(g, return_inverse=True)
+        for _ in range(self.n_bootstrap):
+            draw = rng.randint(len(labels), size=len(labels))
+            # Resampling athletes with replacement = weighting each episode by how many
+            # times its athlete was drawn.
+            times = np.bincount(draw, minlength=len(labels))[index].astype(np.float64)
+            keep = times > 0
+            wb = w[keep] * times[keep]
+            if len(np.unique(y[keep])) < 2:
+                continue
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            members.append(
+                self._fit_classifier(m[keep], y[keep], wb, seed, member_of=self.n_bootstrap)
+            )
+        return members
+
+    # ---- prediction ----------------------------------------------------------------
+
+    def _raw_score(self, clf: Any, m: np.ndarray) -> np.ndarray:
+        if isinstance(clf, lgb.Booster):
+            return clf.predict(m, raw_score=True)
+        return clf.decision_function(m)
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "classifier_")
+        return self.prep_.transform(X)
+
+    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated risk of a recurrence within the window, one per row."""
+        m = self._matrix(X)
+        return self.calibrator_.predict(self._raw_score(self.classifier_, m))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """``(n, 2)``: probability of no recurrence, of a recurrence."""
+        p = self.predict_risk(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 where the risk is at least the training base rate (a screening cut, not a label)."""
+        return (self.predict_risk(X) >= self.base_rate_).astype(int)
+
+    def predict_interval(
+        self, X: pd.DataFrame, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bootstrap interval for each row's risk.
+
+        Method: each bootstrap member is refitted on athletes resampled with replacement.
+        For a row, the members' raw log-odds minus their mean estimate how the fitted
+        log-odds would vary over resampled cohorts; their ``(1-level)/2`` and
+        ``(1+level)/2`` percentiles are added to the main model's log-odds and mapped
+        through the main calibrator (a centred percentile interval; Efron & Tibshirani
+        1993, ch. 13). It reflects estimation uncertainty of the risk given the model
+        class, not the outcome's randomness, and with few members it is approximate:
+        the members trade trees for learning rate to stay cheap, and calibration is not
+        refitted per member. Bounds always contain the point risk.
+
+        Raises:
+            ValueError: the model was fitted with ``n_bootstrap=0`` (or too few athletes),
+                or ``level`` is outside (0, 1).
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1) (got {level})")
+        m = self._matrix(X)
+        if len(self.members_) < 2:
+            raise ValueError("no bootstrap ensemble: fit with n_bootstrap >= 2 for intervals")
+        main = self._raw_score(self.classifier_, m)
+        spread = np.empty((len(self.members_), len(m)))
+        for k, member in enumerate(self.members_):
+            spread[k] = self._raw_score(member, m)
+        spread -= spread.mean(axis=0)
+        low, high = np.quantile(spread, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        risk = self.calibrator_.predict(main)
+        lo = np.minimum(self.calibrator_.predict(main + low), risk)
+        hi = np.maximum(self.calibrator_.predict(main + high), risk)
+        return lo, hi
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-feature contributions to the classifier's log-odds (before calibration).
+
+        LightGBM: exact tree SHAP values (``pred_contrib=True``); rows sum, with the
+        expected value, to the raw score. Logistic: coefficient times the transformed
+        value minus its training mean, summed over a feature's columns (its missing-value
+        indicator, its one-hot columns).
+        """
+        m = self._matrix(X)
+        if isinstance(self.classifier_, lgb.Booster):
+            values = self.classifier_.predict(m, pred_contrib=True)[:, :-1]
+        else:
+            z = self.classifier_[:-1].transform(m)
+            coef = self.classifier_[-1].coef_[0]
+            values = ((z - self.design_mean_) * coef) @ self.design_map_
+        return pd.DataFrame(values, columns=list(self.feature_names_in_), index=X.index)
+
+
+def _logistic_feature_map(prep: Pipeline, n_features: int) -> np.ndarray:
+    """(design columns x features) 0/1 matrix: which input feature each column came from."""
+    columns: list[int] = []
+    ct: ColumnTransformer = prep[-1] if isinstance(prep, Pipeline) else prep
+    for name, transformer, index in ct.transformers_:
+        if name == "numeric":
+            columns.extend(index)
+            indicator = transformer.named_steps["impute"].indicator_
+            if indicator is not None:
+                columns.extend(index[j] for j in indicator.features_)
+        elif name == "categorical":
+            for j, cats in zip(index, transformer.categories_, strict=True):
+                columns.extend([j] * len(cats))
+    mapping = np.zeros((len(columns), n_features))
+    mapping[np.arange(len(columns)), columns] = 1.0
+    return mapping
+
+
+def _check_targets(
+    X: pd.DataFrame,
+    y: np.ndarray | pd.Series,
+    sample_weight: np.ndarray | pd.Series | None,
+    groups: np.ndarray | pd.Series | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(X)
+    y_arr = np.asarray(y, dtype=np.float64)
+    if y_arr.shape != (n,):
+        raise ValueError(f"y has shape {y_arr.shape}, expected ({n},)")
+    bad = np.flatnonzero(~np.isnan(y_arr) & (y_arr != 0) & (y_arr != 1))
+    if bad.size:
+        raise ValueError(f"y must be 1.0, 0.0 or NaN; row {bad[0]} has {y_arr[bad[0]]}")
+    if sample_weight is None:
+        w_arr = np.where(np.isnan(y_arr), 0.0, 1.0)
+    else:
+        w_arr = np.asarray(sample_weight, dtype=np.float64)
+        if w_arr.shape != (n,):
+            raise ValueError(f"sample_weight has shape {w_arr.shape}, expected ({n},)")
+        bad = np.flatnonzero(~np.isfinite(w_arr) | (w_arr < 0))
+        if bad.size:
+            raise ValueError(
+                f"sample_weight must be finite and >= 0; row {bad[0]} has {w_arr[bad[0]]}"
+            )
+        bad = np.flatnonzero(np.isnan(y_arr) & (w_arr > 0))
+        if bad.size:
+            raise ValueError(
+                f"row {bad[0]} has an unknown outcome (y NaN) but weight {w_arr[bad[0]]}; "
+                "unknown outcomes must weigh 0"
+            )
+    if groups is None:
+        g_arr = np.arange(n)
+    else:
+        g_arr = np.asarray(groups)
+        if g_arr.shape != (n,):
+            raise ValueError(f"groups has shape {g_arr.shape}, expected ({n},)")
+        if pd.isna(g_arr).any():
+            raise ValueError(
+                f"groups has a missing id at row {int(np.flatnonzero(pd.isna(g_arr))[0])}"
+            )
+    y_arr = np.where(w_arr > 0, y_arr, 0.0)
+    return y_arr, w_arr, g_arr
+
+
+def make_risk_model(
+    kind: Kind,
+    params: Mapping[str, Any] | None = None,
+    random_state: int | None = None,
+    **options: Any,
+) -> RiskModel:
+    """A :class:`RiskModel` of ``kind``; ``options`` are its other constructor arguments."""
+    return RiskModel(kind=kind, params=params, random_state=random_state, **options)
