@@ -5,6 +5,7 @@ No logic lives here and nothing happens at import time beyond building the Typer
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -24,6 +25,46 @@ def fail(exc: HamriskError) -> typer.Exit:
     """Print a user-facing error on stderr and return the exit to raise."""
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(code=exc.exit_code)
+
+
+# --- hamrisk validate: the cohort contract ---
+
+
+@app.command("validate")
+def validate(
+    folder: Path = typer.Argument(..., help="Cohort folder with the five tables."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Write the set-aside records to this CSV file."
+    ),
+    today: datetime | None = typer.Option(
+        None, "--today", formats=["%Y-%m-%d"], help="Date of the run (default: today)."
+    ),
+) -> None:
+    """Check a cohort against the data contract: exit 0 valid, 1 some set aside, 2 unusable."""
+    import json
+
+    from pipeline.validate import format_summary, report_document, validate_cohort, write_rejects
+
+    try:
+        result = validate_cohort(folder, today=today.date() if today else None)
+    except HamriskError as exc:
+        if json_output:
+            error = {key: getattr(exc, key, None) for key in ("path", "problem", "hint")}
+            document = {"usable": False, "error": error, "tables": {}, "set_aside": []}
+            typer.echo(json.dumps(document))
+        raise fail(exc) from None
+    if rejects is not None:
+        try:
+            write_rejects(result.set_aside, rejects)
+        except OSError as exc:
+            typer.echo(f"error: {rejects}: cannot write rejects ({exc.strerror})", err=True)
+            raise typer.Exit(code=2) from None
+    if json_output:
+        typer.echo(json.dumps(report_document(result)))
+    else:
+        typer.echo(format_summary(result))
+    raise typer.Exit(code=result.exit_code)
 
 
 # --- hamrisk models: the registered versions and the champion alias ---
