@@ -116,7 +116,7 @@ def covariate_matrix(covariates: pd.DataFrame | np.ndarray) -> np.ndarray:
     parts: list[np.ndarray] = []
     for name in frame.columns:
         col = frame[name]
-        if pd.api.types.is_string_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype):
+        if pd.api.types.is_string_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
             dummies = pd.get_dummies(col.astype("string"), dummy_na=True, dtype=np.float64)
             parts.append(dummies.to_numpy())
             continue

@@ -62,7 +62,7 @@ def build_reference(
     n = len(X)
     for name in X.columns:
         column = X[name]
-        is_text = pd.api.types.is_string_dtype(column.dtype) or isinstance(
+        is_text = pd.api.types.is_string_dtype(column) or isinstance(
             column.dtype, pd.CategoricalDtype
         )
         missing = column.isna().to_numpy()
@@ -105,7 +105,8 @@ def _proportions(column: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray
     missing = column.isna().to_numpy()
     if spec["kind"] == "categorical":
         categories = list(spec["categories"])
-        codes = pd.Categorical(_string_values(column)[~missing], categories=categories).codes
+        known = pd.Index(categories, dtype="string")
+        codes = known.get_indexer(_string_values(column)[~missing])
         # Categories never seen at fit share one "other" bin, whose reference share is 0.
         counts = np.bincount(
             np.where(codes < 0, len(categories), codes), minlength=len(categories) + 1

@@ -37,7 +37,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import check_random_state
@@ -110,9 +110,9 @@ class FeaturePrep:
         for j, name in enumerate(self.feature_names_):
             col = X[name]
             if self.kinds_[name] == "categorical":
-                codes = pd.Categorical(col.astype("string"), categories=self.categories_[name])
-                codes = codes.codes.astype(np.float64)
-                codes[codes < 0] = np.nan
+                known = pd.Index(self.categories_[name], dtype="string")
+                codes = known.get_indexer(col.astype("string")).astype(np.float64)
+                codes[codes < 0] = np.nan  # missing, or a category never seen at fit
                 out[:, j] = codes
             else:
                 out[:, j] = _as_float(col, name)
@@ -124,7 +124,9 @@ class FeaturePrep:
 
 
 def _is_text(col: pd.Series) -> bool:
-    return pd.api.types.is_string_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype)
+    # Passing the Series (not its dtype) makes pandas look inside object columns: an object
+    # column of numbers with one stray string is a bad numeric column, not a category.
+    return pd.api.types.is_string_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype)
 
 
 def _is_boolean(col: pd.Series) -> bool:
@@ -306,11 +308,14 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         n_groups = len(np.unique(g))
         if n_groups < self.cv:
             raise ValueError(f"cv={self.cv} folds need at least {self.cv} athletes, got {n_groups}")
-        folds = StratifiedGroupKFold(
+        # GroupKFold rather than StratifiedGroupKFold: the latter's greedy assignment is a
+        # Python loop over athletes, slow at tens of thousands, and with hundreds of
+        # athletes per fold the event share differs little between folds anyway.
+        folds = GroupKFold(
             n_splits=self.cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
         )
         oof = np.empty(len(y))
-        for train, test in folds.split(m, y.astype(int), g):
+        for train, test in folds.split(m, y, g):
             clf = self._fit_classifier(m[train], y[train], w[train], seed)
             oof[test] = self._raw_score(clf, m[test])
         return oof

@@ -33,7 +33,7 @@ from models.calibration import (
 Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 
 
-def _arrays(y: Any, p: Any, w: Any | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def known_outcomes(y: Any, p: Any, w: Any | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Float arrays restricted to rows with a known outcome and positive weight."""
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
@@ -51,7 +51,7 @@ def _arrays(y: Any, p: Any, w: Any | None) -> tuple[np.ndarray, np.ndarray, np.n
 
 def weighted_auc(y: Any, p: Any, w: Any | None = None) -> float:
     """Weighted concordance: P(p_case > p_control), ties counting one half."""
-    y, p, w = _arrays(y, p, w)
+    y, p, w = known_outcomes(y, p, w)
     pos, neg = w * y, w * (1 - y)
     total_pos, total_neg = pos.sum(), neg.sum()
     if total_pos <= 0 or total_neg <= 0:
@@ -65,19 +65,19 @@ def weighted_auc(y: Any, p: Any, w: Any | None = None) -> float:
 
 def brier_score(y: Any, p: Any, w: Any | None = None) -> float:
     """Weighted mean squared difference between outcome and risk."""
-    y, p, w = _arrays(y, p, w)
+    y, p, w = known_outcomes(y, p, w)
     return float(np.sum(w * (p - y) ** 2) / np.sum(w)) if w.sum() > 0 else float("nan")
 
 
 def log_loss(y: Any, p: Any, w: Any | None = None) -> float:
     """Weighted mean negative log-likelihood (natural log; risks clipped to 1e-6)."""
-    y, p, w = _arrays(y, p, w)
+    y, p, w = known_outcomes(y, p, w)
     return weighted_log_loss(y, p, w) if w.sum() > 0 else float("nan")
 
 
 def calibration_intercept(y: Any, p: Any, w: Any | None = None) -> float:
     """Calibration-in-the-large: intercept with ``logit(p)`` as offset (ideal 0)."""
-    y, p, w = _arrays(y, p, w)
+    y, p, w = known_outcomes(y, p, w)
     if w.sum() <= 0:
         return float("nan")
     return float(fit_weighted_logistic(np.ones((len(y), 1)), y, w, offset=logit_clipped(p))[0])
@@ -85,7 +85,7 @@ def calibration_intercept(y: Any, p: Any, w: Any | None = None) -> float:
 
 def calibration_slope(y: Any, p: Any, w: Any | None = None) -> float:
     """Slope of ``logit(p)`` in a weighted logistic recalibration (ideal 1)."""
-    y, p, w = _arrays(y, p, w)
+    y, p, w = known_outcomes(y, p, w)
     if w.sum() <= 0 or np.ptp(p) == 0:
         return float("nan")
     design = np.column_stack([logit_clipped(p), np.ones(len(y))])
@@ -99,7 +99,7 @@ def expected_calibration_error(y: Any, p: Any, w: Any | None = None, n_bins: int
     the base rate and equal-width bins would leave most of them nearly empty (Nixon et al.
     2019, "Measuring calibration in deep learning", adaptive ECE).
     """
-    y, p, w = _arrays(y, p, w)
+    y, p, w = known_outcomes(y, p, w)
     if w.sum() <= 0:
         return float("nan")
     order = np.argsort(p, kind="stable")
@@ -113,7 +113,7 @@ def expected_calibration_error(y: Any, p: Any, w: Any | None = None, n_bins: int
 
 def observed_expected(y: Any, p: Any, w: Any | None = None) -> float:
     """Weighted observed events over expected events (ideal 1)."""
-    y, p, w = _arrays(y, p, w)
+    y, p, w = known_outcomes(y, p, w)
     expected = np.sum(w * p)
     return float(np.sum(w * y) / expected) if expected > 0 else float("nan")
 
@@ -175,7 +175,7 @@ def evaluate(
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
     w = np.ones(len(y)) if w is None else np.asarray(w, dtype=np.float64)
-    _arrays(y, p, w)  # validate once, with row numbers in the message
+    known_outcomes(y, p, w)  # validate once, with row numbers in the message
     estimates = {m: METRICS[m](y, p, w) for m in names}
     if n_boot <= 0:
         return {m: (estimates[m], float("nan"), float("nan")) for m in names}
@@ -200,7 +200,7 @@ def net_benefit(
     Returns:
         columns ``threshold``, ``model``, ``treat_all``, ``treat_none``.
     """
-    y, p, w = _arrays(y, p, w)
+    y, p, w = known_outcomes(y, p, w)
     t = np.linspace(0.1, 0.6, 51) if thresholds is None else np.asarray(thresholds, dtype=float)
     if np.any((t <= 0) | (t >= 1)):
         raise ValueError("thresholds must lie strictly between 0 and 1")
@@ -268,7 +268,7 @@ def calibration_curve(
     y_all = np.asarray(y, dtype=np.float64)
     w_all = np.ones(len(y_all)) if w is None else np.asarray(w, dtype=np.float64)
     keep = ~np.isnan(y_all) & (w_all > 0)
-    yk, pk, wk = _arrays(y, p, w)
+    yk, pk, wk = known_outcomes(y, p, w)
     gk = None if groups is None else np.asarray(groups)[keep]
     x = logit_clipped(pk)
     knots = np.unique(_weighted_quantile(x, wk, [0.05, 0.35, 0.65, 0.95]))
