@@ -108,6 +108,8 @@ def models_list(name: str | None = NAME_OPTION, config: Path | None = TRAIN_CONF
         typer.echo("no versions yet (run `hamrisk train`)")
         return
     shown = versions.assign(created=versions["created"].dt.strftime("%Y-%m-%d %H:%M UTC"))
+    # The long run id goes last so the metrics stay beside the version they belong to.
+    shown = shown[[c for c in shown.columns if c != "run_id"] + ["run_id"]]
     typer.echo(shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"))
 
 
