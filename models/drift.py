@@ -82,7 +82,9 @@ def build_reference(
             continue
         values = _numeric_values(column)
         present = values[~np.isnan(values)]
-        if n_present:
+        if isinstance(column.dtype, pd.BooleanDtype) or column.dtype == bool:
+            edges = np.array([0.5])  # two bins: False, True
+        elif n_present:
             qs = np.quantile(present, np.linspace(0, 1, n_bins + 1)[1:-1])
             edges = np.unique(qs)
         else:
