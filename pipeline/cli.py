@@ -67,6 +67,65 @@ def validate(
     raise typer.Exit(code=result.exit_code)
 
 
+# --- hamrisk simulate: the synthetic cohort behind the demo and the tests ---
+
+
+@app.command("simulate")
+def simulate(
+    out: Path = typer.Argument(
+        ..., help="Cohort folder to write; the truth goes to OUT.truth.csv."
+    ),
+    athletes: int | None = typer.Option(
+        None, "--athletes", min=1, help="Athletes to simulate (default: configs/simulation.yaml)."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, help="random_state (default: configs/simulation.yaml)."
+    ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="csv or parquet (default: configs/simulation.yaml)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Simulation config (default: configs/simulation.yaml)."
+    ),
+) -> None:
+    """Write a synthetic cohort in the contract format, and its latent truth beside it."""
+    from pipeline.config import ConfigError, SimulationConfig, load_config
+    from pipeline.io import FORMATS
+    from pipeline.simulate import run_simulation
+
+    try:
+        settings = load_config(SimulationConfig, config, name="simulation")
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    fmt = fmt or settings.format
+    if fmt not in FORMATS:
+        typer.echo(f"error: --format must be one of {', '.join(FORMATS)}, got {fmt!r}", err=True)
+        raise typer.Exit(code=2)
+    try:
+        summary = run_simulation(
+            settings,
+            out,
+            athletes=athletes or settings.athletes,
+            random_state=settings.random_state if seed is None else seed,
+            fmt=fmt,
+        )
+    except FileExistsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    except OSError as exc:
+        typer.echo(f"error: {out}: cannot write the cohort ({exc.strerror or exc})", err=True)
+        raise typer.Exit(code=2) from None
+    for name, rows in summary.rows.items():
+        typer.echo(f"{name:<15} {rows:>9,} rows")
+    typer.echo(f"index episodes  {summary.episodes:>9,} ({summary.provisional:,} not back yet)")
+    typer.echo(f"base rate       {summary.mean_true_risk:>9.3f} mean true first-year risk")
+    typer.echo(f"recurred        {summary.recurrence_share:>9.3f} latent, before censoring")
+    typer.echo(f"censored        {summary.censored_share:>9.3f} first year not fully observed")
+    typer.echo(f"cohort          {summary.folder}")
+    typer.echo(f"truth           {summary.truth_path} (for tests and benchmarks only)")
+
+
 # --- hamrisk models: the registered versions and the champion alias ---
 
 models_app = typer.Typer(
@@ -133,3 +192,41 @@ def models_promote(
         verdict = "pass" if gate.passed else "FAIL"
         typer.echo(f"{gate.name:<24} {value:>12}   needs {gate.threshold:<18} {verdict}")
     typer.echo(f"{name} version {version} is now {decision.alias}: " + "; ".join(decision.reasons))
+
+
+# --- hamrisk train: features, calibrated model, MLflow run and registration ---
+
+
+@app.command("train")
+def train(
+    folder: Path = typer.Argument(..., help="Cohort folder with the five tables."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Training config (default: configs/train.yaml)."
+    ),
+    features_config: Path | None = typer.Option(
+        None, "--features-config", help="Feature config (default: configs/features.yaml)."
+    ),
+    today: datetime | None = typer.Option(
+        None, "--today", formats=["%Y-%m-%d"], help="Date of the run (default: today)."
+    ),
+) -> None:
+    """Train, evaluate on held-out athletes, log to MLflow, register and gate a new version."""
+    from pipeline.config import CONFIG_DIR, FeaturesConfig, TrainConfig, load_config
+    from pipeline.train import format_training, train_model
+
+    try:
+        features_settings = load_config(FeaturesConfig, features_config, name="features")
+        train_settings = load_config(TrainConfig, config, name="train")
+        result = train_model(
+            folder,
+            features_settings,
+            train_settings,
+            config_files=[
+                features_config or CONFIG_DIR / "features.yaml",
+                config or CONFIG_DIR / "train.yaml",
+            ],
+            today=today.date() if today else None,
+        )
+    except HamriskError as exc:
+        raise fail(exc) from None
+    typer.echo(format_training(result))

@@ -290,6 +290,21 @@ def _stage_code(target: Path) -> list[str]:
     return staged
 
 
+def as_model_input(features: pd.DataFrame) -> pd.DataFrame:
+    """The feature frame as the MLflow model takes it: booleans as 1.0/0.0/NaN floats.
+
+    MLflow's schema enforcement cannot carry a missing value in a boolean column, and a
+    missing answer (say, AKE discomfort not recorded) must stay missing, so booleans travel
+    as floats; the model's own prep reads either form the same way.
+    """
+    booleans = [c for c in features.columns if isinstance(features[c].dtype, pd.BooleanDtype)]
+    if not booleans:
+        return features
+    return features.astype(dict.fromkeys(booleans, "Float64")).astype(
+        dict.fromkeys(booleans, "float64")
+    )
+
+
 def _log_risk_model(risk_model: Any, input_example: pd.DataFrame) -> None:
     # The index of a feature frame is the injury id: drop it so no id reaches MLflow.
     example = input_example.reset_index(drop=True)

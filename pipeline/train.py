@@ -1,0 +1,461 @@
+"""Training stage: validated cohort -> labelled episodes -> features -> calibrated model.
+
+``develop_model`` is the statistics (split, censoring weights, model choice, held-out and
+temporal evaluation) and touches neither disk nor MLflow, so tests and benchmarks call it
+directly; ``train_model`` wraps it with validation, the MLflow run, registration and the
+promotion decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.model_selection import GroupShuffleSplit
+
+from features import build_feature_frame
+from features.catalog import FEATURES
+from models import plots
+from models.censoring import ipcw_weights
+from models.estimators import RiskModel
+from models.evaluation import (
+    brier_score,
+    calibration_curve,
+    evaluate,
+    log_loss,
+    net_benefit,
+    optimism_corrected,
+    summarise,
+)
+from models.selection import select_model
+from pipeline import registry
+from pipeline.cohort import Cohort
+from pipeline.config import CandidateConfig, FeaturesConfig, TrainConfig
+from pipeline.episodes import index_episodes
+from pipeline.errors import HamriskError
+from pipeline.validate import ValidationResult, validate_cohort
+
+MONOTONE: dict[str, int] = {s.name: s.direction for s in FEATURES if s.direction}
+CATEGORICAL: list[str] = [s.name for s in FEATURES if s.kind == "categorical"]
+# The held-out metrics logged to MLflow and read by the promotion gates.
+KEY_METRICS = (
+    "auc",
+    "brier",
+    "log_loss",
+    "calibration_slope",
+    "calibration_intercept",
+    "ece",
+    "oe_ratio",
+)
+
+
+class TrainingDataError(HamriskError):
+    """The cohort is valid but cannot support training (too few outcomes, say)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Episodes with a prediction time, their features, labels, IPCW weights and athletes."""
+
+    episodes: pd.DataFrame
+    features: pd.DataFrame
+    labels: np.ndarray
+    weights: np.ndarray
+    groups: np.ndarray
+
+    def subset(self, rows: np.ndarray) -> TrainingData:
+        """The episodes at positions ``rows``."""
+        return TrainingData(
+            episodes=self.episodes.iloc[rows],
+            features=self.features.iloc[rows],
+            labels=self.labels[rows],
+            weights=self.weights[rows],
+            groups=self.groups[rows],
+        )
+
+
+@dataclass(frozen=True)
+class Development:
+    """A fitted model and everything measured about it before registration."""
+
+    model: RiskModel
+    candidate: CandidateConfig
+    selection: pd.DataFrame
+    metrics: pd.DataFrame
+    baseline_metrics: pd.DataFrame
+    temporal_metrics: pd.DataFrame
+    optimism: pd.DataFrame | None
+    test: TrainingData
+    test_risk: np.ndarray
+    figures: dict[str, Figure] = field(repr=False)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``hamrisk train`` reports."""
+
+    validation: ValidationResult
+    development: Development
+    run_id: str
+    model_name: str
+    version: int
+    decision: registry.PromotionDecision
+
+
+def prepare_training_data(
+    cohort: Cohort, features_config: FeaturesConfig, train_config: TrainConfig, as_of: dt.date
+) -> TrainingData:
+    """Episodes with a return to sport, their point-in-time features and IPCW weights.
+
+    Episodes without a return to sport have no prediction time yet and are not trained on.
+    Censored and pending episodes stay in with weight 0: they still inform the censoring
+    model, and dropping them would bias the risk upward when follow-up is lost unevenly.
+    """
+    episodes = index_episodes(cohort, as_of, features_config.outcome)
+    episodes = episodes[~episodes["provisional"].to_numpy(dtype=bool)]
+    episodes = episodes[episodes["followed_days"].notna().to_numpy()].reset_index(drop=True)
+    features = build_feature_frame(cohort, episodes, features_config)
+    censoring = train_config.censoring
+    covariates = None
+    if censoring.method == "covariate":
+        # Administrative censoring at the export date makes follow-up depend on when an
+        # episode's prediction time falls, so calendar time is always a censoring covariate:
+        # without it the latest episodes' non-recurrences are under-weighted.
+        times = episodes["prediction_time"]
+        covariates = features[list(censoring.covariates)].assign(
+            calendar_years=((times - times.min()).dt.days / 365.25).to_numpy()
+        )
+    weights = ipcw_weights(
+        episodes["followed_days"].to_numpy(dtype=np.float64),
+        episodes["event_days"].to_numpy(dtype=np.float64),
+        features_config.outcome.window_days,
+        covariates=covariates,
+        method=censoring.method,
+        max_weight=censoring.max_weight,
+    )
+    labels = episodes["label"].to_numpy(dtype=np.float64)
+    known = weights > 0
+    positives = int(np.sum(labels[known] == 1))
+    negatives = int(np.sum(labels[known] == 0))
+    # Riley et al. (binary outcomes) ask for far more; below this nothing can be estimated.
+    if positives < 10 or negatives < 10:
+        raise TrainingDataError(
+            f"only {positives} recurrences and {negatives} non-recurrences with a known "
+            "outcome: training needs at least 10 of each"
+        )
+    return TrainingData(
+        episodes=episodes,
+        features=features,
+        labels=labels,
+        weights=weights,
+        groups=episodes["athlete_id"].astype(str).to_numpy(),
+    )
+
+
+def fit_candidate(
+    candidate: CandidateConfig,
+    data: TrainingData,
+    config: TrainConfig,
+    n_bootstrap: int | None = None,
+) -> RiskModel:
+    """Fit one candidate with the configured calibration on ``data``."""
+    return RiskModel(
+        kind=candidate.kind,
+        params=dict(candidate.params),
+        monotone=MONOTONE if candidate.kind == "lightgbm" else None,
+        categorical=CATEGORICAL,
+        calibration=config.model.calibration,
+        cv=config.model.cv_folds,
+        n_bootstrap=config.model.n_bootstrap if n_bootstrap is None else n_bootstrap,
+        random_state=config.random_state,
+    ).fit(data.features, data.labels, data.weights, data.groups)
+
+
+def _metrics(
+    data: TrainingData, risk: np.ndarray, config: TrainConfig, n_boot: int
+) -> pd.DataFrame:
+    return summarise(
+        evaluate(
+            data.labels,
+            risk,
+            data.weights,
+            n_boot=n_boot,
+            random_state=config.random_state,
+            groups=data.groups,
+        )
+    ).rename(index={"observed_expected": "oe_ratio"})
+
+
+def _split_by_athlete(data: TrainingData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    splitter = GroupShuffleSplit(
+        n_splits=1, test_size=config.split.test_fraction, random_state=config.random_state
+    )
+    train, test = next(splitter.split(data.features, groups=data.groups))
+    return np.sort(train), np.sort(test)
+
+
+def _split_by_time(data: TrainingData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    times = data.episodes["prediction_time"].to_numpy()
+    cutoff = np.quantile(
+        times.astype("datetime64[D]").astype(np.int64), 1 - config.split.temporal_test_fraction
+    )
+    later = times.astype("datetime64[D]").astype(np.int64) > cutoff
+    return np.flatnonzero(~later), np.flatnonzero(later)
+
+
+def develop_model(data: TrainingData, config: TrainConfig) -> Development:
+    """Choose, fit, calibrate and evaluate the model on held-out athletes.
+
+    Steps: split athletes into training and held-out sets; choose among the candidates by
+    grouped cross-validation on the training set; fit the winner (calibrated, with its
+    bootstrap ensemble) and the logistic baseline on the training set; evaluate both on
+    the held-out athletes with bootstrap CIs; repeat the fit on the earlier episodes and
+    evaluate on the later ones (temporal check); add Harrell's optimism correction when
+    the cohort is small.
+    """
+    train_rows, test_rows = _split_by_athlete(data, config)
+    train, test = data.subset(train_rows), data.subset(test_rows)
+    selection = select_model(
+        train.features,
+        train.labels,
+        train.weights,
+        train.groups,
+        [c.model_dump() for c in config.model.candidates],
+        cv=config.model.cv_folds,
+        random_state=config.random_state,
+        monotone=MONOTONE,
+        categorical=CATEGORICAL,
+    )
+    candidate = CandidateConfig.model_validate(selection.best)
+    model = fit_candidate(candidate, train, config)
+    baseline = fit_candidate(config.model.baseline, train, config, n_bootstrap=0)
+    test_risk = model.predict_risk(test.features)
+    n_boot = config.evaluation.n_boot
+    metrics = _metrics(test, test_risk, config, n_boot)
+    baseline_metrics = _metrics(test, baseline.predict_risk(test.features), config, n_boot)
+
+    early_rows, late_rows = _split_by_time(data, config)
+    early, late = data.subset(early_rows), data.subset(late_rows)
+    temporal_model = fit_candidate(candidate, early, config, n_bootstrap=0)
+    temporal_metrics = _metrics(late, temporal_model.predict_risk(late.features), config, n_boot)
+
+    optimism = None
+    if (
+        len(data.labels) < config.evaluation.small_cohort_episodes
+        and config.evaluation.optimism_boot
+    ):
+        optimism = optimism_corrected(
+            lambda X, y, w, g: RiskModel(
+                kind=candidate.kind,
+                params=dict(candidate.params),
+                monotone=MONOTONE if candidate.kind == "lightgbm" else None,
+                categorical=CATEGORICAL,
+                calibration=config.model.calibration,
+                cv=config.model.cv_folds,
+                n_bootstrap=0,
+                random_state=config.random_state,
+            ).fit(X, y, w, g),
+            data.features,
+            data.labels,
+            data.weights,
+            data.groups,
+            n_boot=config.evaluation.optimism_boot,
+            random_state=config.random_state,
+        )
+
+    curve = calibration_curve(
+        test.labels,
+        test_risk,
+        test.weights,
+        groups=test.groups,
+        n_boot=min(n_boot, 200),
+        random_state=config.random_state,
+    )
+    figures = {
+        "calibration": plots.calibration_figure(curve, title="Calibration, held-out athletes"),
+        "roc": plots.roc_figure(
+            test.labels, test_risk, test.weights, title="ROC, held-out athletes"
+        ),
+        "importance": plots.importance_figure(model.contributions(test.features)),
+        "decision_curve": plots.decision_curve_figure(
+            net_benefit(test.labels, test_risk, test.weights)
+        ),
+    }
+    status = data.episodes["status"].value_counts()
+    counts = {
+        "episodes": len(data.labels),
+        "athletes": len(np.unique(data.groups)),
+        "train_episodes": len(train_rows),
+        "test_episodes": len(test_rows),
+        **{f"status_{k}": int(v) for k, v in status.items()},
+    }
+    return Development(
+        model=model,
+        candidate=candidate,
+        selection=selection.table,
+        metrics=metrics,
+        baseline_metrics=baseline_metrics,
+        temporal_metrics=temporal_metrics,
+        optimism=optimism,
+        test=test,
+        test_risk=test_risk,
+        figures=figures,
+        counts=counts,
+    )
+
+
+def synthetic_input_example(features: pd.DataFrame) -> pd.DataFrame:
+    """Two made-up rows for the model's signature: a typical episode and one with nothing known.
+
+    The typical row is built from per-column medians and most frequent categories, so it
+    describes no real athlete; the second row shows that every feature may be missing.
+    """
+    typical: dict[str, Any] = {}
+    for spec in FEATURES:
+        column = features[spec.name]
+        if spec.kind == "numeric":
+            typical[spec.name] = (
+                float(np.round(column.median(), 2)) if column.notna().any() else np.nan
+            )
+        else:
+            mode = column.dropna().mode()
+            typical[spec.name] = mode.iloc[0] if len(mode) else pd.NA
+    example = pd.DataFrame([typical, dict.fromkeys(typical)], columns=features.columns)
+    return example.astype(features.dtypes.to_dict())
+
+
+def _metric_dict(prefix: str, table: pd.DataFrame) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, row in table.iterrows():
+        out[f"{prefix}{name}"] = float(row["estimate"])
+        out[f"{prefix}{name}_ci_low"] = float(row["low"])
+        out[f"{prefix}{name}_ci_high"] = float(row["high"])
+    return out
+
+
+def _champion_metrics(name: str, test: TrainingData) -> dict[str, float] | None:
+    """The current champion's Brier score and log loss on the new held-out set."""
+    version = registry.champion_version(name)
+    if version is None:
+        return None
+    champion = registry.load_risk_model(f"models:/{name}@champion")
+    risk = champion.predict(registry.as_model_input(test.features))["risk"].to_numpy(
+        dtype=np.float64
+    )
+    return {
+        "brier": brier_score(test.labels, risk, test.weights),
+        "log_loss": log_loss(test.labels, risk, test.weights),
+    }
+
+
+def train_model(
+    folder: Path | str,
+    features_config: FeaturesConfig,
+    train_config: TrainConfig,
+    *,
+    config_files: Sequence[Path] = (),
+    today: dt.date | None = None,
+) -> TrainResult:
+    """Validate ``folder``, develop the model, log it to MLflow, register and gate it.
+
+    Raises:
+        UnusableInputError: the cohort cannot be read.
+        TrainingDataError: too few known outcomes to train.
+        TrackingError: the MLflow tracking server cannot be reached.
+    """
+    today = today or dt.date.today()
+    validation = validate_cohort(folder, today=today)
+    data = prepare_training_data(validation.cohort, features_config, train_config, today)
+    development = develop_model(data, train_config)
+    reg = train_config.registry
+    champion = _champion_metrics(reg.model_name, development.test)
+    metrics = {
+        **_metric_dict("", development.metrics),
+        **_metric_dict("baseline_", development.baseline_metrics),
+        **_metric_dict("temporal_", development.temporal_metrics),
+        **{f"n_{k}": float(v) for k, v in development.counts.items()},
+    }
+    if development.optimism is not None:
+        metrics.update(
+            {
+                f"optimism_corrected_{k}": float(v)
+                for k, v in development.optimism["corrected"].items()
+            }
+        )
+    if champion is not None:
+        metrics.update({f"champion_{k}": v for k, v in champion.items()})
+    run_id = registry.log_training_run(
+        experiment=reg.experiment_name,
+        params={
+            "candidate": development.candidate.model_dump(),
+            "calibration": development.model.calibration_,
+            "censoring": train_config.censoring.model_dump(),
+            "split": train_config.split.model_dump(),
+            "random_state": train_config.random_state,
+            "outcome": features_config.outcome.model_dump(),
+        },
+        metrics=metrics,
+        config_files=list(config_files),
+        fingerprint=registry.data_fingerprint(folder),
+        feature_names=list(development.model.feature_names_in_),
+        figures=development.figures,
+        risk_model=development.model,
+        input_example=registry.as_model_input(synthetic_input_example(data.features)),
+        tags={"hamrisk.stage": "train", "hamrisk.candidate": development.candidate.kind},
+    )
+    version = registry.register(run_id, reg.model_name)
+    held_out = {k: float(development.metrics.loc[k, "estimate"]) for k in KEY_METRICS}
+    decision = registry.decide_promotion(held_out, champion, reg.gates)
+    registry.set_alias(reg.model_name, version, decision.alias)
+    return TrainResult(
+        validation=validation,
+        development=development,
+        run_id=run_id,
+        model_name=reg.model_name,
+        version=version,
+        decision=decision,
+    )
+
+
+def _table(table: pd.DataFrame) -> str:
+    return table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")
+
+
+def format_training(result: TrainResult) -> str:
+    """The human-readable report of one training run."""
+    d = result.development
+    counts = result.validation.counts
+    set_aside = sum(c.set_aside for c in counts.values())
+    lines = [
+        f"records: {sum(c.rows for c in counts.values()):,} read, {set_aside:,} set aside"
+        + (" (run `hamrisk validate` for the list)" if set_aside else ""),
+        "episodes: " + ", ".join(f"{k.removeprefix('status_')} {v:,}" for k, v in d.counts.items()),
+        f"chosen: {d.candidate.kind} {dict(d.candidate.params)}, {d.model.calibration_} calibration",
+        "",
+        "held-out athletes (95% bootstrap CI):",
+        _table(d.metrics),
+        "",
+        f"logistic baseline on the same athletes: AUC {d.baseline_metrics.loc['auc', 'estimate']:.3f},"
+        f" Brier {d.baseline_metrics.loc['brier', 'estimate']:.3f}",
+        f"temporal check (later episodes): AUC {d.temporal_metrics.loc['auc', 'estimate']:.3f},"
+        f" O/E {d.temporal_metrics.loc['oe_ratio', 'estimate']:.2f},"
+        f" slope {d.temporal_metrics.loc['calibration_slope', 'estimate']:.2f}",
+    ]
+    if d.optimism is not None:
+        lines += ["", "optimism-corrected (bootstrap, whole cohort):", _table(d.optimism)]
+    lines += [
+        "",
+        f"MLflow run {result.run_id} at {registry.tracking_uri()}",
+        f"registered {result.model_name} version {result.version} as {result.decision.alias}: "
+        + "; ".join(result.decision.reasons),
+    ]
+    return "\n".join(lines)
