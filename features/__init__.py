@@ -11,6 +11,7 @@ import pandas as pd
 
 from features import athlete, history, rehab, strength
 from features.catalog import DTYPES, FEATURE_NAMES, FEATURES
+from features.timeline import align
 from pipeline.cohort import Cohort
 from pipeline.config import FeaturesConfig
 
@@ -48,7 +49,11 @@ def build_feature_frame(
     episodes = episodes.reset_index(drop=True)
     injuries = history.injury_timeline(cohort.injuries, episodes)
     tests = strength.strength_timeline(cohort.strength_tests, episodes)
-    a, r, ep = cohort.athletes, cohort.return_to_run, episodes
+    # Each table's row for each episode, looked up once by id.
+    a = align(cohort.athletes, "athlete_id", episodes["athlete_id"])
+    i = align(cohort.injuries, "injury_id", episodes["injury_id"])
+    r = align(cohort.return_to_run, "injury_id", episodes["injury_id"])
+    ep = episodes
 
     columns: list[pd.Series] = [
         athlete.age_years(a, ep),
@@ -60,15 +65,15 @@ def build_feature_frame(
         history.prior_injuries_same_side(injuries, ep),
         history.prior_injuries_recent(injuries, ep, config.prior_injury_window_days),
         history.days_since_last_prior_injury(injuries, ep),
-        history.bamic_grade(cohort.injuries, ep),
-        history.bamic_site(cohort.injuries, ep),
-        history.intratendinous(cohort.injuries, ep),
-        history.muscle(cohort.injuries, ep),
-        history.mechanism(cohort.injuries, ep),
+        history.bamic_grade(i, ep),
+        history.bamic_site(i, ep),
+        history.intratendinous(i, ep),
+        history.muscle(i, ep),
+        history.mechanism(i, ep),
         rehab.days_injury_to_return_to_run(r, ep),
         rehab.days_return_to_run_to_return_to_sport(r, ep),
         rehab.days_injury_to_return_to_sport(ep),
-        rehab.return_to_sport_time_vs_grade(cohort.injuries, ep, config.typical_return_days),
+        rehab.return_to_sport_time_vs_grade(i, ep, config.typical_return_days),
         *(rehab.phase_done(r, ep, phase) for phase in rehab.PHASES),
         *(rehab.days_injury_to_phase_end(r, ep, phase) for phase in rehab.PHASES),
         rehab.peak_sprint_pct(r, ep),

@@ -3,7 +3,9 @@
 Previous hamstring injuries are the strongest known risk factor for another one (Green et
 al. 2020, BJSM: any previous injury RR 2.7, a recent one RR 4.8; de Vos et al. 2014: aOR
 1.33 per previous injury). Counts use injuries dated strictly before the index injury,
-which is on or before the prediction time, so nothing later can enter.
+which is on or before the prediction time, so nothing later can enter. The index
+injury's own fields come from ``injury_rows``, the injuries table aligned to the episodes
+(row i is episode i's injury, see ``features.timeline.align``).
 """
 
 from __future__ import annotations
@@ -43,11 +45,10 @@ def injury_timeline(injuries: pd.DataFrame, episodes: pd.DataFrame) -> InjuryTim
         code = pd.Index(SIDES).get_indexer(side.astype("string").fillna(""))
         return np.where(code >= 0, athlete * len(SIDES) + code, -1)
 
+    day = day_numbers(injuries["injury_date"])
     return InjuryTimeline(
-        by_athlete=DatedRecords.build(injuries, record_athlete, "injury_date"),
-        by_side=DatedRecords.build(
-            injuries, side_code(record_athlete, injuries["side"]), "injury_date"
-        ),
+        by_athlete=DatedRecords.build(record_athlete, day),
+        by_side=DatedRecords.build(side_code(record_athlete, injuries["side"]), day),
         athlete=episode_athlete,
         athlete_side=side_code(episode_athlete, episodes["side"]),
     )
@@ -100,26 +101,20 @@ def days_since_last_prior_injury(timeline: InjuryTimeline, episodes: pd.DataFram
     )
 
 
-def _index_injury(injuries: pd.DataFrame, episodes: pd.DataFrame, column: str) -> pd.Series:
-    """One column of the index injury's own row, aligned to the episodes."""
-    values = injuries.set_index("injury_id")[column].reindex(episodes["injury_id"].to_numpy())
-    return values.set_axis(episodes.index).rename(column)
-
-
-def bamic_grade(injuries: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
+def bamic_grade(injury_rows: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
     """BAMIC grade 0-4 of the index injury (ordinal, read as a number)."""
-    return _index_injury(injuries, episodes, "bamic_grade").astype("float64")
+    return injury_rows["bamic_grade"].astype("float64")
 
 
-def bamic_site(injuries: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
+def bamic_site(injury_rows: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
     """BAMIC site of the index injury: a myofascial, b musculotendinous, c intratendinous."""
-    return _index_injury(injuries, episodes, "bamic_site").astype("string")
+    return injury_rows["bamic_site"].astype("string")
 
 
-def intratendinous(injuries: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
+def intratendinous(injury_rows: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
     """Index injury is intratendinous (BAMIC site c); grade 0 has no tear, so it is not."""
-    site = _index_injury(injuries, episodes, "bamic_site").astype("string")
-    grade = _index_injury(injuries, episodes, "bamic_grade")
+    site = injury_rows["bamic_site"].astype("string")
+    grade = injury_rows["bamic_grade"]
     # Pollock et al. 2016 (BJSM 50:305): "c" injuries recur more often. A grade 0 injury
     # (MRI negative) has no site by definition, so it is known not to be intratendinous.
     result = (site == "c").astype("boolean")
@@ -128,11 +123,11 @@ def intratendinous(injuries: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
     return result.rename("intratendinous")
 
 
-def muscle(injuries: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
+def muscle(injury_rows: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
     """Injured muscle of the index injury (``unknown`` as recorded)."""
-    return _index_injury(injuries, episodes, "muscle").astype("string")
+    return injury_rows["muscle"].astype("string")
 
 
-def mechanism(injuries: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
+def mechanism(injury_rows: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
     """How the index injury happened: high-speed running, stretching or other."""
-    return _index_injury(injuries, episodes, "mechanism").astype("string")
+    return injury_rows["mechanism"].astype("string")

@@ -45,22 +45,17 @@ class StrengthTimeline:
         tests: one test per athlete, type and day, grouped by athlete × test type.
         pairs: days an athlete did both the hamstring and quadriceps isokinetic tests,
             grouped by athlete, with each side's ratio in ``left``/``right``.
-        athlete: each episode's athlete code.
-        first_day, last_day: each episode's rehab as day numbers (injury, prediction).
+        rehab: per test type, each episode's ``[start, stop)`` range of ``tests`` dated
+            from its injury to its prediction time.
+        rehab_pairs: each episode's range of ``pairs`` in the same window.
         left_involved: the episode's side is left.
     """
 
     tests: DatedRecords
     pairs: DatedRecords
-    athlete: np.ndarray
-    first_day: np.ndarray
-    last_day: np.ndarray
+    rehab: dict[str, tuple[np.ndarray, np.ndarray]]
+    rehab_pairs: tuple[np.ndarray, np.ndarray]
     left_involved: np.ndarray
-
-    def rehab_window(self, test: str) -> tuple[np.ndarray, np.ndarray]:
-        """Each episode's ``[start, stop)`` range of ``test`` records in its rehab."""
-        group = self.athlete * len(TESTS) + list(TESTS).index(test)
-        return self.tests.window(group, self.first_day, self.last_day)
 
     def involved(self, records: DatedRecords, position: np.ndarray, rows=None) -> np.ndarray:
         """The involved side's value at ``position`` (NaN at -1); ``rows`` maps to episodes."""
@@ -83,39 +78,67 @@ class StrengthTimeline:
 
 def strength_timeline(strength_tests: pd.DataFrame, episodes: pd.DataFrame) -> StrengthTimeline:
     """Index the strength tests for the episodes' rehab look-ups."""
-    tests = strength_tests.loc[
-        strength_tests["test"].isin(list(TESTS)),
-        ["test_id", "athlete_id", "test_date", "test", "left", "right"],
-    ]
-    tests = tests.sort_values("test_id", kind="stable").drop_duplicates(
-        ["athlete_id", "test", "test_date"], keep="last"
+    tests = strength_tests.loc[strength_tests["test"].isin(list(TESTS))]
+    athlete, episode_athlete = shared_codes(tests["athlete_id"], episodes["athlete_id"])
+    records = pd.DataFrame(
+        {
+            "athlete": athlete,
+            "test": pd.Index(list(TESTS)).get_indexer(tests["test"]),
+            "day": day_numbers(tests["test_date"]).astype("int64"),
+            "left": tests["left"].to_numpy(dtype="float64"),
+            "right": tests["right"].to_numpy(dtype="float64"),
+        }
     )
-    hamstring = tests.loc[tests["test"] == HAMSTRING]
-    quadriceps = tests.loc[tests["test"] == QUADRICEPS]
-    pairs = hamstring.merge(
-        quadriceps, on=["athlete_id", "test_date"], suffixes=("_h", "_q"), validate="one_to_one"
+    records = _one_test_a_day(records, tests["test_id"])
+    pairs = records.loc[records["test"] == list(TESTS).index(HAMSTRING)].merge(
+        records.loc[records["test"] == list(TESTS).index(QUADRICEPS)],
+        on=["athlete", "day"],
+        suffixes=("_h", "_q"),
+        validate="one_to_one",
     )
     pairs = pairs.assign(
         left=pairs["left_h"] / pairs["left_q"], right=pairs["right_h"] / pairs["right_q"]
     )
-    record_athlete, pair_athlete, episode_athlete = shared_codes(
-        tests["athlete_id"], pairs["athlete_id"], episodes["athlete_id"]
+    by_test = DatedRecords.build(
+        records["athlete"].to_numpy() * len(TESTS) + records["test"].to_numpy(),
+        records["day"].to_numpy(),
+        records[["left", "right"]],
     )
-    test_code = pd.Index(list(TESTS)).get_indexer(tests["test"])
-
+    by_athlete = DatedRecords.build(
+        pairs["athlete"].to_numpy(), pairs["day"].to_numpy(), pairs[["left", "right"]]
+    )
+    first_day = day_numbers(episodes["injury_date"])
+    last_day = day_numbers(episodes["prediction_time"])
     return StrengthTimeline(
-        tests=DatedRecords.build(tests, record_athlete * len(TESTS) + test_code, "test_date"),
-        pairs=DatedRecords.build(pairs, pair_athlete, "test_date"),
-        athlete=episode_athlete,
-        first_day=day_numbers(episodes["injury_date"]),
-        last_day=day_numbers(episodes["prediction_time"]),
+        tests=by_test,
+        pairs=by_athlete,
+        rehab={
+            test: by_test.window(episode_athlete * len(TESTS) + code, first_day, last_day)
+            for code, test in enumerate(TESTS)
+        },
+        rehab_pairs=by_athlete.window(episode_athlete, first_day, last_day),
         left_involved=(episodes["side"] == "L").fillna(False).to_numpy(dtype=bool),
+    )
+
+
+def _one_test_a_day(records: pd.DataFrame, test_id: pd.Series) -> pd.DataFrame:
+    """Keep one test per athlete, type and day: the one with the highest ``test_id``."""
+    same_day = records.duplicated(["athlete", "test", "day"], keep=False).to_numpy()
+    if not same_day.any():
+        return records
+    rank = np.zeros(len(records), dtype="int64")
+    rank[same_day] = pd.factorize(test_id[same_day], sort=True)[0]
+    return (
+        records.assign(rank=rank)
+        .sort_values(["athlete", "test", "day", "rank"], kind="stable")
+        .drop_duplicates(["athlete", "test", "day"], keep="last")
+        .drop(columns="rank")
     )
 
 
 def lsi_at_last_test(timeline: StrengthTimeline, episodes: pd.DataFrame, test: str) -> pd.Series:
     """Involved ÷ uninvolved (ratio) at the last ``test`` in rehab, on or before prediction."""
-    position = last_position(*timeline.rehab_window(test))
+    position = last_position(*timeline.rehab[test])
     lsi = timeline.involved(timeline.tests, position) / timeline.uninvolved(
         timeline.tests, position
     )
@@ -126,11 +149,11 @@ def lsi_change_per_week(
     timeline: StrengthTimeline, episodes: pd.DataFrame, test: str, min_tests: int
 ) -> pd.Series:
     """Least-squares slope of the ``test`` LSI over rehab (ratio per week; ≥ min_tests tests)."""
-    row, position = expand(*timeline.rehab_window(test))
+    row, position = expand(*timeline.rehab[test])
     lsi = timeline.involved(timeline.tests, position, row) / timeline.uninvolved(
         timeline.tests, position, row
     )
-    weeks = (timeline.tests.day[position] - timeline.first_day[row]) / 7.0
+    weeks = (timeline.tests.day[position] - day_numbers(episodes["injury_date"])[row]) / 7.0
     n_episodes = len(episodes)
 
     def total(values: np.ndarray) -> np.ndarray:
@@ -147,15 +170,11 @@ def lsi_change_per_week(
 
 
 def involved_per_kg(
-    timeline: StrengthTimeline, athletes: pd.DataFrame, episodes: pd.DataFrame, test: str
+    timeline: StrengthTimeline, athlete_rows: pd.DataFrame, episodes: pd.DataFrame, test: str
 ) -> pd.Series:
     """Involved side at the last ``test`` in rehab ÷ body mass (N/kg or Nm/kg)."""
-    position = last_position(*timeline.rehab_window(test))
-    mass = (
-        athletes.set_index("athlete_id")["body_mass_kg"]
-        .reindex(episodes["athlete_id"].to_numpy())
-        .to_numpy(dtype="float64")
-    )
+    position = last_position(*timeline.rehab[test])
+    mass = athlete_rows["body_mass_kg"].to_numpy(dtype="float64")
     value = timeline.involved(timeline.tests, position) / mass
     return pd.Series(value, index=episodes.index, name=f"involved_per_kg_{TESTS[test]}")
 
@@ -164,12 +183,10 @@ def hamstring_quadriceps_ratio(timeline: StrengthTimeline, episodes: pd.DataFram
     """Involved concentric isokinetic knee flexion ÷ extension torque in rehab (ratio)."""
     # Same-session ratio where both were tested on one day (the latest such day); else
     # the last test of each.
-    pair = last_position(
-        *timeline.pairs.window(timeline.athlete, timeline.first_day, timeline.last_day)
-    )
+    pair = last_position(*timeline.rehab_pairs)
     same_day = timeline.involved(timeline.pairs, pair)
-    flexion = timeline.involved(timeline.tests, last_position(*timeline.rehab_window(HAMSTRING)))
-    extension = timeline.involved(timeline.tests, last_position(*timeline.rehab_window(QUADRICEPS)))
+    flexion = timeline.involved(timeline.tests, last_position(*timeline.rehab[HAMSTRING]))
+    extension = timeline.involved(timeline.tests, last_position(*timeline.rehab[QUADRICEPS]))
     ratio = np.where(pair >= 0, same_day, flexion / extension)
     return pd.Series(ratio, index=episodes.index, name="hamstring_quadriceps_ratio")
 
@@ -177,8 +194,7 @@ def hamstring_quadriceps_ratio(timeline: StrengthTimeline, episodes: pd.DataFram
 def strength_tested_in_rehab(timeline: StrengthTimeline, episodes: pd.DataFrame) -> pd.Series:
     """Any strength test between injury and prediction time, both included (boolean)."""
     tested = np.zeros(len(episodes), dtype=bool)
-    for test in TESTS:
-        start, stop = timeline.rehab_window(test)
+    for start, stop in timeline.rehab.values():
         tested |= stop > start
     return pd.Series(tested, index=episodes.index, name="strength_tested_in_rehab").astype(
         "boolean"

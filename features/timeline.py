@@ -29,18 +29,24 @@ def day_numbers(dates: pd.Series) -> np.ndarray:
 
 
 def shared_codes(*columns: pd.Series) -> list[np.ndarray]:
-    """Integer codes such that equal values get equal codes across all ``columns``."""
-    codes, _ = pd.factorize(pd.concat([c.astype("string") for c in columns], ignore_index=True))
+    """Integer codes such that equal values get equal codes across all ``columns``.
+
+    Codes follow the sorted values, so queries from frames sorted by the same key search
+    nearby keys one after another (much faster on large inputs).
+    """
+    codes, _ = pd.factorize(
+        pd.concat([c.astype("string") for c in columns], ignore_index=True), sort=True
+    )
     bounds = np.cumsum([0, *(len(c) for c in columns)])
     return [codes[lo:hi].astype("int64") for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 @dataclass(frozen=True)
 class DatedRecords:
-    """Records sorted by (group, day, tiebreak), searchable by group and day range.
+    """Records sorted by (group, day), searchable by group and day range.
 
     Attributes:
-        frame: the records in sorted order, with a fresh RangeIndex.
+        frame: the records' values in sorted order, with a fresh RangeIndex.
         day: each sorted record's day number (int64).
         keys: the packed (group, day) search key, ascending.
     """
@@ -51,17 +57,16 @@ class DatedRecords:
 
     @classmethod
     def build(
-        cls, frame: pd.DataFrame, group: np.ndarray, date_column: str, tiebreak: str | None = None
+        cls, group: np.ndarray, day: np.ndarray, values: pd.DataFrame | None = None
     ) -> DatedRecords:
-        """Sort ``frame`` (not modified) by ``group`` codes, date and an optional tiebreak.
+        """Sort records by ``group`` code and ``day``; ``values`` (row-aligned) is not modified.
 
-        The tiebreak makes "the last record of a day" independent of input row order.
+        Records of one group on one day keep their input order: callers that read "the
+        last record" make sure there is one per group and day.
         """
-        day = day_numbers(frame[date_column]).astype("int64")
-        sort_keys = [day, group]
-        if tiebreak is not None:
-            sort_keys.insert(0, pd.factorize(frame[tiebreak], sort=True)[0])
-        order = np.lexsort(sort_keys)
+        day = np.asarray(day, dtype="int64")
+        order = np.lexsort([day, group])
+        frame = pd.DataFrame(index=range(len(day))) if values is None else values
         return cls(
             frame=frame.iloc[order].reset_index(drop=True),
             day=day[order],
@@ -79,10 +84,29 @@ class DatedRecords:
         group = np.where(usable, group, 0)
         first = np.where(usable, first_day, 0).astype("int64")
         last = np.where(usable, last_day, -1).astype("int64")
-        start = np.searchsorted(self.keys, group * _SPAN + first + _OFFSET, side="left")
-        stop = np.searchsorted(self.keys, group * _SPAN + last + _OFFSET, side="right")
+        start = _search_sorted(self.keys, group * _SPAN + first + _OFFSET, side="left")
+        stop = _search_sorted(self.keys, group * _SPAN + last + _OFFSET, side="right")
         stop = np.where(usable, np.maximum(stop, start), start)
         return start, stop
+
+
+def _search_sorted(keys: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
+    """``np.searchsorted`` with the queries sorted first: neighbouring look-ups stay in cache."""
+    order = np.argsort(queries, kind="stable")
+    found = np.empty(len(queries), dtype="int64")
+    found[order] = np.searchsorted(keys, queries[order], side=side)
+    return found
+
+
+def align(table: pd.DataFrame, key: str, values: pd.Series) -> pd.DataFrame:
+    """The rows of ``table`` whose ``key`` equals each of ``values`` (all missing if none).
+
+    Looking each key up once here lets every feature read aligned columns by position.
+    ``table[key]`` must be unique, as validation guarantees for the contract's ids.
+    """
+    position = pd.Index(table[key]).get_indexer(values)
+    rows = table.reset_index(drop=True).reindex(position)
+    return rows.set_axis(values.index)
 
 
 def last_position(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
