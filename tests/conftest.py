@@ -108,3 +108,51 @@ def cohort_tables() -> dict[str, pd.DataFrame]:
 def cohort_dir(tmp_path: Path) -> Path:
     """A valid cohort folder in CSV."""
     return write_cohort(valid_cohort_tables(), tmp_path / "cohort")
+
+
+# --- a registered model, trained once per test session on a small simulated cohort ---
+
+TRAINED_ATHLETES = 600
+TRAINED_SEED = 11
+TRAINED_TODAY = date(2026, 11, 1)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Simulate a cohort, train and register one model in a private SQLite MLflow store.
+
+    Returns a dict with ``home`` (the store folder: set ``HAMRISK_HOME`` to it), ``cohort``
+    (the folder), ``truth`` (its truth CSV), ``uri`` (``models:/hamstring-reinjury@champion``),
+    ``version`` and ``today`` (the run date used). Tests that register more versions must use
+    their own store, not this one.
+    """
+    from pipeline.config import FeaturesConfig, SimulationConfig, TrainConfig, load_config
+    from pipeline.simulate import run_simulation
+    from pipeline.train import train_model
+
+    root = tmp_path_factory.mktemp("trained")
+    home = root / "store"
+    home.mkdir()
+    cohort = root / "cohort"
+    run_simulation(
+        load_config(SimulationConfig, name="simulation"),
+        cohort,
+        athletes=TRAINED_ATHLETES,
+        random_state=TRAINED_SEED,
+        fmt="csv",
+    )
+    settings = load_config(TrainConfig, Path(__file__).parent / "data" / "train-fast.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HAMRISK_HOME", str(home))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = train_model(
+            cohort, load_config(FeaturesConfig, name="features"), settings, today=TRAINED_TODAY
+        )
+    return {
+        "home": home,
+        "cohort": cohort,
+        "truth": Path(f"{cohort}.truth.csv"),
+        "uri": f"models:/{result.model_name}@champion",
+        "version": result.version,
+        "today": TRAINED_TODAY,
+    }
