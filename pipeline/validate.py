@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as arrow
+import pyarrow.compute as arrow_compute
 
 from pipeline.cohort import TABLES, Cohort
 from pipeline.io import FAILURE_COLUMNS, TableRead, read_cohort_tables, write_rejects
@@ -181,7 +183,7 @@ def _cross_table_failures(
     failures = dict(failures)
     for table, (column, parent) in PARENTS.items():
         keys = reads[table].frame[column]
-        known = keys.isin(_keys(reads[parent])).to_numpy(dtype=bool)
+        known = _is_in(keys, _keys(reads[parent]))
         orphan = keys.notna().to_numpy(dtype=bool) & ~known
         failures[table] = _add(failures[table], orphan, column, f"{column}.exists")
     failures["return_to_run"] = _add_dates_before_injury(reads, failures)
@@ -191,11 +193,12 @@ def _cross_table_failures(
         accepted = {t: _accepted_mask(reads[t], before[t]) for t in TABLES}
         after = dict(failures)
         for table, (column, parent) in PARENTS.items():
-            parent_keys = _keys(reads[parent])
-            keys = reads[table].frame[column]
-            good_parents = parent_keys[accepted[parent]]
-            in_file = keys.isin(parent_keys).to_numpy(dtype=bool)
-            parent_out = in_file & ~keys.isin(good_parents).to_numpy(dtype=bool)
+            # A duplicated key is set aside in every copy, so a key belongs to a set-aside
+            # parent exactly when it is in the file but not among the accepted ones.
+            rejected_parents = _keys(reads[parent])[~accepted[parent]]
+            if rejected_parents.empty:
+                continue
+            parent_out = _is_in(reads[table].frame[column], rejected_parents)
             after[table] = _add(after[table], parent_out, column, f"{column}.parent_set_aside")
         if all(len(after[t]) == len(before[t]) for t in TABLES):
             return after
@@ -208,15 +211,30 @@ def _add_dates_before_injury(
     """Return-to-run dates before the injury they follow, against its accepted injury row."""
     injuries = reads["injuries"].frame
     usable_injuries = injuries.loc[_accepted_mask(reads["injuries"], failures["injuries"])]
-    injury_date = usable_injuries.set_index("injury_id")["injury_date"]
     episodes = reads["return_to_run"].frame
-    # Only accepted injuries are looked up, so their ids are unique and the map is exact.
-    onset = episodes["injury_id"].map(injury_date)
+    # Only accepted injuries are looked up, so their ids are unique and the lookup is exact.
+    where = pd.Index(usable_injuries["injury_id"]).get_indexer(episodes["injury_id"])
+    injury_dates = usable_injuries["injury_date"].to_numpy(dtype="datetime64[ns]")
+    onset_dates = np.full(len(episodes), np.datetime64("NaT"), dtype="datetime64[ns]")
+    onset_dates[where >= 0] = injury_dates[where[where >= 0]]
+    onset = pd.Series(onset_dates, index=episodes.index)
     found = failures["return_to_run"]
     for column in RETURN_DATES:
         early = (episodes[column] < onset).fillna(False).to_numpy(dtype=bool)
         found = _add(found, early, column, AFTER_INJURY)
     return found
+
+
+def _is_in(values: pd.Series, allowed: pd.Series) -> np.ndarray:
+    """Which ids are among ``allowed`` (missing ids never are).
+
+    Done in pyarrow: pandas' ``isin`` on string columns walks the allowed values in Python,
+    which takes seconds for a few hundred thousand ids.
+    """
+    ids = arrow.array(values.astype("string")).cast(arrow.large_string())
+    known = arrow.array(allowed.dropna().astype("string")).cast(arrow.large_string())
+    found = arrow_compute.fill_null(arrow_compute.is_in(ids, value_set=known), False)
+    return found.to_numpy(zero_copy_only=False)
 
 
 def _keys(read: TableRead) -> pd.Series:
