@@ -182,7 +182,6 @@ def test_columns_dtypes_and_one_row_per_treated_injury():
     assert episodes.loc[0, "prediction_time"] == pd.Timestamp(RETURN)
     # 2020-02-01 to 2021-01-01 is 335 days (leap February), then 365 + 365 to 2023-01-01.
     assert episodes.loc[0, "followed_days"] == 1065.0
-    )
 
 
 def test_provisional_episode_is_predicted_as_of_the_run_date():
