@@ -502,3 +502,32 @@ class TrainConfig(Section):
     model: ModelConfig
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
+
+
+# --- Outcome audits (configs/audit.yaml): were earlier predictions right? ---
+
+
+class AuditConfig(Section):
+    """``configs/audit.yaml``: how ``hamrisk audit`` judges stored predictions against outcomes."""
+
+    random_state: int = 20261126
+    model_name: str = Field("hamstring-reinjury", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+    by: tuple[str, ...] = ("clinic_id", "discipline", "level", "sex")
+    min_cell: int = Field(10, ge=1)
+    n_boot: int = Field(200, ge=20, le=5000)
+    level: float = Field(0.95, gt=0.5, lt=1.0)
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+    multiplicity: Literal["bonferroni", "none"] = "bonferroni"
+    oe_ci_width: float = Field(0.4, gt=0.0, lt=2.0)
+    min_events: int = Field(10, ge=1)
+    censoring: CensoringConfig = CensoringConfig()
+    thresholds: tuple[float, float] = (0.1, 0.6)
+    drift_top: int = Field(3, ge=1, le=20)
+    experiment_name: str = Field("hamstring-reinjury-audits", min_length=1, max_length=200)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _ordered_thresholds(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < value[0] < value[1] < 1.0:
+            raise ValueError(f"needs 0 < low < high < 1, got {value}")
+        return value
