@@ -81,12 +81,10 @@ def _words(value: str) -> str:
     return str(value).replace("_", " ")
 
 
-def _grade_usually(row: Mapping[str, Any]) -> str:
-    """ " (grade 2 usually needs ~22)" from the row's grade and time-vs-grade ratio."""
+def _grade_usually(took: float, row: Mapping[str, Any]) -> str:
+    """The aside "(grade 2 usually needs ~22)", from the row's grade and time-vs-grade ratio."""
     grade, ratio = row.get("bamic_grade"), row.get("return_to_sport_time_vs_grade")
-    took = row.get("days_injury_to_return_to_sport")
-    known = [v for v in (grade, ratio, took) if v is not None and not pd.isna(v)]
-    if len(known) < 3 or ratio == 0:
+    if grade is None or ratio is None or pd.isna(grade) or pd.isna(ratio) or ratio == 0:
         return ""
     return f" (grade {int(grade)} usually needs ~{took / ratio:.0f})"
 
@@ -197,7 +195,7 @@ def _rehab_features() -> list[FeatureSpec]:
         FeatureSpec(
             "days_injury_to_return_to_sport", "numeric", 0,
             "days from injury to return to sport",
-            lambda v, r: f"returned to sport {_days(v)} after injury{_grade_usually(r)}",
+            lambda v, r: f"returned to sport {_days(v)} after injury{_grade_usually(v, r)}",
             "not yet returned to sport", 0,
         ),
         FeatureSpec(

@@ -357,3 +357,84 @@ def rule_ids(table: str) -> tuple[str, ...]:
         ids.extend(check.name for check in schema.columns[spec.name].checks)
     ids.extend(check.name for check in schema.checks)
     return tuple(ids)
+
+
+# --- FeatureFrame: the model's input, one row per index episode -------------------------------
+# Built from the feature catalog so that the schema, the feature builder and the model can
+# never disagree on a column: exactly the catalog's columns, in its order, indexed by
+# injury_id. Everything may be missing (the model handles missing values); present values
+# respect each feature's floor (counts, days and ratios are never negative).
+
+
+def _feature_frame_schema() -> pa.DataFrameSchema:
+    from features.catalog import DTYPES, FEATURES
+
+    columns = {
+        spec.name: pa.Column(
+            DTYPES[spec.kind],
+            nullable=True,
+            checks=[]
+            if spec.minimum is None
+            else [pa.Check.ge(spec.minimum, name=f"{spec.name}.minimum")],
+            description=spec.description,
+        )
+        for spec in FEATURES
+    }
+    return pa.DataFrameSchema(
+        columns,
+        index=pa.Index("string", name="injury_id", unique=True),
+        strict=True,
+        ordered=True,
+        name="FeatureFrame",
+    )
+
+
+FeatureFrame: pa.DataFrameSchema = _feature_frame_schema()
+
+
+# --- predictions: what `hamrisk score` writes, one row per index episode and model version ---
+
+RISK_BANDS = ("low", "moderate", "high")
+PREDICTION_COLUMNS = (
+    "injury_id",
+    "athlete_id",
+    "clinic_id",
+    "prediction_time",
+    "provisional",
+    "risk",
+    "risk_low",
+    "risk_high",
+    "risk_band",
+    "top_factors",
+    "model_name",
+    "model_version",
+    "scored_at",
+)
+
+
+class Predictions(pa.DataFrameModel):
+    """A predictions file: risks in [0, 1] with an interval around them, one row per
+    (episode, model version)."""
+
+    injury_id: Series[str] = pa.Field(str_matches=f"^{ID_PATTERN}$")
+    athlete_id: Series[str] = pa.Field(str_matches=f"^{ID_PATTERN}$")
+    clinic_id: Series[str] = pa.Field(nullable=True)
+    prediction_time: Series[pd.Timestamp]
+    provisional: Series[bool]
+    risk: Series[float] = pa.Field(ge=0.0, le=1.0)
+    risk_low: Series[float] = pa.Field(ge=0.0, le=1.0)
+    risk_high: Series[float] = pa.Field(ge=0.0, le=1.0)
+    risk_band: Series[str] = pa.Field(isin=RISK_BANDS)
+    top_factors: Series[str]
+    model_name: Series[str]
+    model_version: Series[str]
+    scored_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "ns", "tz": "UTC"})
+
+    @pa.dataframe_check(name="risk_interval.order")
+    def _interval_contains_risk(cls, frame: pd.DataFrame) -> pd.Series:
+        return (frame["risk_low"] <= frame["risk"]) & (frame["risk"] <= frame["risk_high"])
+
+    class Config:
+        strict = True
+        ordered = True
+        unique = ["injury_id", "model_version"]
