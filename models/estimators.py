@@ -33,6 +33,7 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -259,6 +260,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         calibration_scores = oof if oof is not None else self._raw_score(self.classifier_, m)
         self.calibrator_ = CALIBRATORS[method]().fit(calibration_scores, yk, wk)
         self.members_ = self._fit_members(m, yk, wk, gk, rng)
+        if self.kind == "lightgbm":
+            self.path_table_ = _path_table(self.classifier_, self.n_features_in_)
         if self.kind == "logistic":
             prep = self.classifier_[:-1]
             self.design_mean_ = prep.transform(m).mean(axis=0)
@@ -481,22 +484,77 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         hi = np.maximum(self.calibrator_.predict(main + high), risk)
         return lo, hi
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+    def contributions(
+        self, X: pd.DataFrame, method: Literal["shap", "path"] = "shap"
+    ) -> pd.DataFrame:
         """Per-feature contributions to the classifier's log-odds (before calibration).
 
-        LightGBM: exact tree SHAP values (``pred_contrib=True``); rows sum, with the
-        expected value, to the raw score. Logistic: coefficient times the transformed
-        value minus its training mean, summed over a feature's columns (its missing-value
-        indicator, its one-hot columns).
+        LightGBM, ``method="shap"``: exact tree SHAP values (``pred_contrib=True``;
+        Lundberg et al. 2020, Nat Mach Intell 2:56). Its cost grows with trees x leaves x
+        depth², about a hundred times a prediction, so for bulk scoring ``method="path"``
+        gives the path attribution of Saabas (each split's change in node value credited
+        to the split's feature), at about the cost of one prediction: it is exact in sum
+        but less consistent than SHAP (Lundberg et al. 2018, arXiv:1802.03888), which is
+        acceptable for naming the few largest factors. Both sum, with a constant, to the
+        raw score. Logistic (either method): coefficient times the transformed value minus
+        its training mean, summed over a feature's columns (its missing-value indicator,
+        its one-hot columns).
         """
+        if method not in ("shap", "path"):
+            raise ValueError(f'method must be "shap" or "path" (got {method!r})')
         m = self._matrix(X)
-        if isinstance(self.classifier_, lgb.Booster):
+        if isinstance(self.classifier_, lgb.Booster) and method == "shap":
             values = self.classifier_.predict(m, pred_contrib=True)[:, :-1]
+        elif isinstance(self.classifier_, lgb.Booster):
+            values = _path_contributions(self.classifier_, self.path_table_, m)
         else:
             z = self.classifier_[:-1].transform(m)
             coef = self.classifier_[-1].coef_[0]
             values = ((z - self.design_mean_) * coef) @ self.design_map_
         return pd.DataFrame(values, columns=list(self.feature_names_in_), index=X.index)
+
+
+def _path_table(booster: lgb.Booster, n_features: int) -> np.ndarray:
+    """(all leaves x features): each leaf's path attribution, leaves of tree t after t-1's.
+
+    Walks every tree once: moving from a node to a child adds the change in node value
+    (LightGBM's ``internal_value``, already shrunk) to the node's split feature.
+    """
+    tables = []
+    for info in booster.dump_model()["tree_info"]:
+        root = info["tree_structure"]
+        table = np.zeros((info["num_leaves"], n_features))
+        stack = [(root, np.zeros(n_features))] if "split_feature" in root else []
+        while stack:
+            node, path = stack.pop()
+            for child in (node["left_child"], node["right_child"]):
+                value = child["internal_value"] if "split_feature" in child else child["leaf_value"]
+                step = path.copy()
+                step[node["split_feature"]] += value - node["internal_value"]
+                if "split_feature" in child:
+                    stack.append((child, step))
+                else:
+                    table[child["leaf_index"]] = step
+        tables.append(table)
+    return np.vstack(tables)
+
+
+def _path_contributions(booster: lgb.Booster, table: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Sum over trees of each row's leaf attribution, as a sparse product, in row chunks."""
+    n_leaves = np.array([t["num_leaves"] for t in booster.dump_model()["tree_info"]])
+    offsets = np.concatenate([[0], np.cumsum(n_leaves)[:-1]])
+    out = np.empty((len(m), table.shape[1]))
+    chunk = 50_000  # bounds the (rows x trees) leaf-index matrix to a few tens of MB
+    for start in range(0, len(m), chunk):
+        leaves = booster.predict(m[start : start + chunk], pred_leaf=True).astype(np.int64)
+        leaves = leaves.reshape(len(leaves), -1) + offsets
+        rows, trees = leaves.shape
+        onehot = sparse.csr_matrix(
+            (np.ones(rows * trees), leaves.ravel(), np.arange(0, rows * trees + 1, trees)),
+            shape=(rows, len(table)),
+        )
+        out[start : start + rows] = onehot @ table
+    return out
 
 
 def _logistic_feature_map(prep: Pipeline, n_features: int) -> np.ndarray:

@@ -144,9 +144,10 @@ def test_interval_contains_the_risk(fitted, holdout):
     assert np.all(narrow_high - narrow_low <= high - low + 1e-12)
 
 
-def test_contributions_add_up_to_the_raw_score(fitted, holdout):
+@pytest.mark.parametrize("method", ["shap", "path"])
+def test_contributions_add_up_to_the_raw_score(fitted, holdout, method):
     X = holdout.X.iloc[:300]
-    contrib = fitted.contributions(X)
+    contrib = fitted.contributions(X, method=method)
     assert list(contrib.columns) == list(X.columns) and contrib.index.equals(X.index)
     raw = fitted._raw_score(fitted.classifier_, fitted.prep_.transform(X))
     offset = raw - contrib.sum(axis=1).to_numpy()
@@ -243,3 +244,16 @@ def test_non_numeric_value_names_column_and_row(episodes):
     X.loc[7, "age"] = "twenty"
     with pytest.raises(ValueError, match="column 'age'.*row 7"):
         _model().fit(X, episodes.y, episodes.w, episodes.groups)
+
+
+def test_path_contributions_rank_features_like_shap(episodes, holdout):
+    model = _model(n_bootstrap=0, calibration="none").fit(
+        episodes.X, episodes.y, episodes.w, episodes.groups
+    )
+    X = holdout.X.iloc[:500]
+    shap = model.contributions(X, method="shap").abs().mean()
+    path = model.contributions(X, method="path").abs().mean()
+    # The two attributions differ row by row but agree on what matters overall.
+    assert shap.idxmax() == path.idxmax()
+    with pytest.raises(ValueError, match="method must be"):
+        model.contributions(X, method="lime")
