@@ -81,6 +81,8 @@ def build_feature_frame(
         rehab.slr_deficit_deg(r, ep),
         rehab.ake_discomfort(r, ep),
         *(strength.lsi_at_last_test(tests, ep, test) for test in strength.TESTS),
+        strength.lsi_knee_flexors_last_session(tests, ep),
+        strength.nordic_involved_force_n(tests, ep),
         *(
             strength.lsi_change_per_week(tests, ep, test, config.strength_trend_min_tests)
             for test in strength.TESTS

@@ -297,6 +297,20 @@ def _strength_features() -> list[FeatureSpec]:
         )  # fmt: skip
     return [
         *lsi,
+        FeatureSpec(
+            "lsi_knee_flexors_last_session", "numeric", -1,
+            "mean involved ÷ uninvolved over the knee-flexor tests of the last test day "
+            "from injury to prediction time (ratio)",
+            lambda v, r: f"knee flexors {v:.0%} of the other side at the last strength session",
+            "no knee-flexor test in rehab", 0,
+        ),
+        FeatureSpec(
+            "nordic_involved_force_n", "numeric", -1,
+            "involved-side force at the last Nordic test from injury to prediction time (N)",
+            lambda v, r: f"involved-side Nordic force {v:.0f} N (under 337 N is a risk "
+            "factor)" if v < 337 else f"involved-side Nordic force {v:.0f} N",
+            "no Nordic test in rehab", 0,
+        ),
         *trend,
         *per_kg,
         FeatureSpec(

@@ -199,3 +199,41 @@ def strength_tested_in_rehab(timeline: StrengthTimeline, episodes: pd.DataFrame)
     return pd.Series(tested, index=episodes.index, name="strength_tested_in_rehab").astype(
         "boolean"
     )
+
+
+def lsi_knee_flexors_last_session(timeline: StrengthTimeline, episodes: pd.DataFrame) -> pd.Series:
+    """Mean involved ÷ uninvolved over the knee-flexor tests of the last rehab session (ratio).
+
+    Bourne et al. 2015 (AJSM 43:2663) read between-limb imbalance over the eccentric
+    knee-flexor session as a whole; averaging the flexor tests done on the last test day
+    uses every measurement of that session instead of one test type.
+    """
+    flexors = [test for test in TESTS if test != QUADRICEPS]
+    days, ratios = [], []
+    for test in flexors:
+        position = last_position(*timeline.rehab[test])
+        days.append(
+            np.where(position >= 0, take(timeline.tests.day.astype("float64"), position), np.nan)
+        )
+        ratios.append(
+            timeline.involved(timeline.tests, position)
+            / timeline.uninvolved(timeline.tests, position)
+        )
+    day = np.vstack(days)
+    ratio = np.vstack(ratios)
+    with np.errstate(all="ignore"):
+        last_day = np.nanmax(np.where(np.isnan(day), -np.inf, day), axis=0)
+        in_session = day == last_day[None, :]
+        total = np.where(in_session, ratio, 0.0).sum(axis=0)
+        count = in_session.sum(axis=0)
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return pd.Series(mean, index=episodes.index, name="lsi_knee_flexors_last_session")
+
+
+def nordic_involved_force_n(timeline: StrengthTimeline, episodes: pd.DataFrame) -> pd.Series:
+    """Involved-side force at the last Nordic test from injury to prediction time (N)."""
+    # Timmins et al. 2016 (BJSM 50:1524): eccentric knee-flexor force below 337 N carried
+    # RR 4.4; the absolute force, not only its symmetry, is the risk factor.
+    position = last_position(*timeline.rehab["nordic_eccentric"])
+    value = timeline.involved(timeline.tests, position)
+    return pd.Series(value, index=episodes.index, name="nordic_involved_force_n")

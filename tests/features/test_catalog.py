@@ -29,6 +29,9 @@ def test_directions_only_where_clinically_known():
         "lsi_isometric_flexion": -1,
         "lsi_isokinetic_flexion_concentric": -1,
         "lsi_isokinetic_flexion_eccentric": -1,
+        "lsi_knee_flexors_last_session": -1,
+        # Timmins et al. 2016: a weaker eccentric knee flexor is the risk, never a stronger one.
+        "nordic_involved_force_n": -1,
     }
     # A category has no order, so it can carry no direction.
     assert all(spec.direction == 0 for spec in FEATURES if spec.kind == "categorical")
