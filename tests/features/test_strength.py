@@ -100,3 +100,20 @@ def test_two_tests_on_one_day_use_the_highest_test_id(order):
     )
     frame = feature_frame_of(cohort)
     assert frame.loc["I", "lsi_nordic"] == pytest.approx(0.75)
+
+
+def test_knee_flexor_symmetry_of_the_last_session(scenario):
+    # A's last flexor test day in rehab is the return day, isometric only: 90 / 100. The
+    # Nordic and isokinetic tests of 01-20 belong to an earlier session.
+    assert scenario.loc["A-I", "lsi_knee_flexors_last_session"] == pytest.approx(0.9)
+    # B's last session is the Nordic of 03-15 (right involved): 150 / 200; the isokinetic
+    # flexion of 03-10 is older.
+    assert scenario.loc["B-I", "lsi_knee_flexors_last_session"] == pytest.approx(0.75)
+    assert np.isnan(scenario.loc["C-I", "lsi_knee_flexors_last_session"])
+
+
+def test_involved_nordic_force(scenario):
+    # A: the last rehab Nordic (01-20), left side; the post-return 300 N is not known yet.
+    assert scenario.loc["A-I", "nordic_involved_force_n"] == pytest.approx(240.0)
+    assert scenario.loc["B-I", "nordic_involved_force_n"] == pytest.approx(150.0)
+    assert np.isnan(scenario.loc["C-I", "nordic_involved_force_n"])
