@@ -230,3 +230,215 @@ def train(
     except HamriskError as exc:
         raise fail(exc) from None
     typer.echo(format_training(result))
+
+
+# --- hamrisk score: scheduled batch scoring ---
+
+SCORE_EXIT_CODES = (
+    "Exit codes: 0 every episode scored; 1 scored, some records set aside (see --rejects); "
+    "2 unusable input, model URI, config or output; 3 the output is locked by another run "
+    "for longer than --lock-timeout."
+)
+
+
+@app.command("score", help=f"Score every index episode of a cohort.\n\n{SCORE_EXIT_CODES}")
+def score(
+    folder: Path = typer.Argument(..., help="Cohort folder with the five tables."),
+    out: Path = typer.Option(..., "--out", help="Predictions file, .csv or .parquet."),
+    model: str | None = typer.Option(
+        None, "--model", help="MLflow model URI (default: configs/score.yaml, the champion)."
+    ),
+    as_of: datetime | None = typer.Option(
+        None, "--as-of", formats=["%Y-%m-%d"], help="Date predictions speak for (default: today)."
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Set-aside records (default: OUT's name + .rejects.csv beside it)."
+    ),
+    only_new: bool = typer.Option(
+        False, "--only-new", help="Keep OUT and add only episodes not yet scored by this version."
+    ),
+    lock_timeout: float | None = typer.Option(
+        None, "--lock-timeout", min=0, help="Seconds to wait for another run (default: config)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Scoring config (default: configs/score.yaml)."
+    ),
+    features_config: Path | None = typer.Option(
+        None, "--features-config", help="Feature config (default: configs/features.yaml)."
+    ),
+) -> None:
+    import sys
+
+    from pipeline.config import FeaturesConfig, ScoreConfig, load_config
+    from pipeline.score import format_scoring, run_scoring
+
+    progress, finish = _score_progress(sys.stderr.isatty())
+    try:
+        settings = load_config(ScoreConfig, config, name="score")
+        summary = run_scoring(
+            folder,
+            out,
+            model=model or settings.model_uri,
+            config=settings,
+            features_config=load_config(FeaturesConfig, features_config, name="features"),
+            as_of=as_of.date() if as_of else None,
+            rejects=rejects,
+            only_new=only_new,
+            lock_timeout=lock_timeout,
+            progress=progress,
+        )
+    except HamriskError as exc:
+        finish()
+        raise fail(exc) from None
+    finish()
+    typer.echo(format_scoring(summary))
+    raise typer.Exit(code=summary.exit_code)
+
+
+def _score_progress(on_terminal: bool):  # -> (progress callback, finish), built lazily
+    """A rich progress bar on a terminal; otherwise one plain log line per chunk on stderr."""
+    if not on_terminal:
+
+        def log(done: int, total: int) -> None:
+            stamp = datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
+            typer.echo(f"{stamp} scored {done:,}/{total:,} episodes", err=True)
+
+        return log, lambda: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("scoring", total=None)
+    bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update, bar.stop
+
+
+# --- hamrisk lookup: one athlete's risk, from a cohort or from a few answers ---
+
+
+@app.command("lookup")
+def lookup(
+    folder: Path | None = typer.Argument(None, help="Cohort folder (with --athlete)."),
+    athlete: str | None = typer.Option(
+        None,
+        "--athlete",
+        help="Score this athlete's latest episode.",
+    ),
+    prior_injuries: int | None = typer.Option(
+        None,
+        "--prior-injuries",
+        help="Earlier hamstring injuries.",
+    ),
+    lsi: float | None = typer.Option(
+        None,
+        "--lsi",
+        help="Involved ÷ uninvolved strength, e.g. 0.86.",
+    ),
+    lsi_test: str | None = typer.Option(
+        None,
+        "--lsi-test",
+        help="Test behind --lsi (default nordic_eccentric).",
+    ),
+    grade: int | None = typer.Option(None, "--grade", help="BAMIC grade 0-4."),
+    site: str | None = typer.Option(None, "--site", help="BAMIC site a, b or c."),
+    days_to_return: float | None = typer.Option(
+        None,
+        "--days-to-return",
+        help="Days injury to return to sport.",
+    ),
+    phase3_done: str | None = typer.Option(
+        None,
+        "--phase3-done",
+        help="Rehab phase 3 completed: yes/no.",
+    ),
+    ake: str | None = typer.Option(
+        None,
+        "--ake",
+        help="Discomfort on active knee extension: yes/no.",
+    ),
+    peak_sprint: float | None = typer.Option(
+        None,
+        "--peak-sprint",
+        help="Peak rehab sprint, % of top speed.",
+    ),
+    age: float | None = typer.Option(None, "--age", help="Age, years."),
+    sex: str | None = typer.Option(None, "--sex", help="F or M."),
+    level: str | None = typer.Option(None, "--level", help="recreational, competitive or elite."),
+    discipline: str | None = typer.Option(None, "--discipline", help="Main discipline."),
+    pain: float | None = typer.Option(None, "--pain", help="Pain 0-10 at return."),
+    slr: float | None = typer.Option(None, "--slr", help="Straight-leg-raise deficit, degrees."),
+    as_of: datetime | None = typer.Option(
+        None,
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        help="Date (default: today).",
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="MLflow model URI (default: configs/score.yaml).",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Scoring config (configs/score.yaml).",
+    ),
+    features_config: Path | None = typer.Option(None, "--features-config", help="Feature config."),
+) -> None:
+    """One athlete's risk; anything not given is unknown, and with nothing known it is the baseline."""  # noqa: E501
+    import json
+
+    from pipeline.config import FeaturesConfig, ScoreConfig, load_config
+    from pipeline.lookup import (
+        athlete_known_features,
+        format_lookup,
+        known_features,
+        load_lookup_model,
+        lookup_risk,
+    )
+
+    answers = {
+        "prior_injuries": prior_injuries, "lsi": lsi, "lsi_test": lsi_test, "grade": grade,
+        "site": site, "days_to_return": days_to_return, "phase3_done": phase3_done, "ake": ake,
+        "peak_sprint": peak_sprint, "age": age, "sex": sex, "level": level,
+        "discipline": discipline, "pain": pain, "slr": slr,
+    }  # fmt: skip
+    given = [key for key, value in answers.items() if value is not None]
+    if (folder is None) != (athlete is None) or (athlete is not None and given):
+        typer.echo(
+            "error: give a cohort folder with --athlete ID, or answers such as --lsi 0.86 "
+            "(not both)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    try:
+        settings = load_config(ScoreConfig, config, name="score")
+        feature_settings = load_config(FeaturesConfig, features_config, name="features")
+        run_date = as_of.date() if as_of else datetime.now().date()
+        if athlete is not None:
+            known, about = athlete_known_features(folder, athlete, feature_settings, as_of=run_date)
+        else:
+            known, about = known_features(answers, feature_settings), ""
+        result = lookup_risk(
+            load_lookup_model(model or settings.model_uri),
+            known,
+            config=settings.lookup,
+            bands=settings.bands,
+            n_factors=settings.top_factors,
+            about=about,
+        )
+    except HamriskError as exc:
+        raise fail(exc) from None
+    typer.echo(json.dumps(result.as_dict()) if json_output else format_lookup(result))

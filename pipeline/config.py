@@ -531,3 +531,48 @@ class AuditConfig(Section):
         if not 0.0 < value[0] < value[1] < 1.0:
             raise ValueError(f"needs 0 < low < high < 1, got {value}")
         return value
+
+
+# --- Scoring and lookups (configs/score.yaml): bands, chunking, lock, lookup marginalisation ---
+
+
+class RiskBandsConfig(Section):
+    """Risk bands as multiples of the model's training base rate (``RiskModel.base_rate_``)."""
+
+    low_below: float = Field(0.5, gt=0.0)
+    high_from: float = Field(1.5, gt=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskBandsConfig:
+        if self.low_below >= self.high_from:
+            raise ValueError(
+                f"low_below ({self.low_below}) must be below high_from ({self.high_from})"
+            )
+        return self
+
+
+class LowerRiskTargets(Section):
+    """Values a modifiable factor is moved to when a lookup shows what would lower the risk."""
+
+    lsi: float = Field(0.9, gt=0.0, le=1.5)
+    peak_sprint_pct: float = Field(95.0, gt=0.0, le=150.0)
+    return_to_sport_time_vs_grade: float = Field(1.0, gt=0.0, le=5.0)
+
+
+class LookupConfig(Section):
+    """How a lookup treats what is not known, and what it suggests."""
+
+    samples: int = Field(2000, ge=50, le=100_000)
+    random_state: int = Field(20261126, ge=0)
+    targets: LowerRiskTargets = LowerRiskTargets()
+
+
+class ScoreConfig(Section):
+    """``configs/score.yaml``: what ``hamrisk score`` and ``hamrisk lookup`` need."""
+
+    model_uri: str = Field("models:/hamstring-reinjury@champion", min_length=1)
+    chunk_episodes: int = Field(50_000, ge=1, le=2_000_000)
+    lock_timeout_seconds: float = Field(600.0, ge=0.0)
+    top_factors: int = Field(3, ge=1, le=10)
+    bands: RiskBandsConfig = RiskBandsConfig()
+    lookup: LookupConfig = LookupConfig()

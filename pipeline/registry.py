@@ -671,3 +671,33 @@ def promote(name: str, version: int, gates: GatesConfig) -> PromotionDecision:
     else:
         reasons = [f"moved by hand although {reason}" for reason in checked.reasons]
     return PromotionDecision(CHAMPION, reasons, checked.gates)
+
+
+# --- which registered version a URI names (scoring records it on every prediction) ----------
+
+
+def resolve_model_version(uri: str) -> tuple[str, str]:
+    """``(model name, version)`` that ``uri`` points at now.
+
+    ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` (or ``/latest``) resolve through the
+    registry; any other URI (``runs:/...``, a folder) has no registered name, so the URI
+    itself is the name and the logging run id, when MLflow knows it, the version.
+
+    Raises:
+        HamriskError: the URI names no existing version (the message lists those that do).
+    """
+    with connect() as client:
+        missing = _missing_version(client, uri)
+        if missing is not None:
+            raise missing
+        ref = uri[len("models:/") :].strip("/") if uri.startswith("models:/") else ""
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        if "/" in ref:
+            name, version = ref.rsplit("/", 1)
+            if version == "latest":
+                version = str(max(int(v.version) for v in client.get_latest_versions(name)))
+            return name, str(int(version))
+        info = mlflow.models.get_model_info(uri)
+        return uri, info.run_id or ""

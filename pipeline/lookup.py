@@ -1,0 +1,594 @@
+"""One athlete's risk: from a cohort's latest episode, or from answers to a few questions.
+
+What is not known is not guessed. A feature left out is averaged over: the lookup draws
+values from the training distributions the model keeps (``RiskModel.reference_``: binned
+marginals, missing share included, no rows) and reports the mean risk over the draws. With
+nothing known that mean is the risk of a typical training episode, the baseline. The draws
+treat unknown features as independent of each other and of the known ones, which the
+cohort is not (age and previous injuries go together, say): the answer is an average over
+a simplified population, and says so.
+
+The lookup path avoids importing MLflow (about 2 s): the registered version is resolved
+with a read-only query of the SQLite store and the fitted model is read from a cache in the
+store folder, keyed by name, version and the version's creation time. Anything else (an
+HTTP store, a URI that is not ``models:/``, a first lookup) loads through MLflow once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+import sqlite3
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import FEATURES_BY_NAME, TEST_WORDS
+from features.strength import TESTS
+from pipeline.config import FeaturesConfig, LookupConfig, RiskBandsConfig
+from pipeline.errors import HamriskError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CACHE_FOLDER = Path(".cache") / "lookup"
+HAMSTRING_LSI = tuple(
+    f"lsi_{stem}" for test, stem in TESTS.items() if "flexion" in test or test == "nordic_eccentric"
+)
+
+
+class LookupInputError(HamriskError):
+    """An answer that is not a value the feature can take, or an athlete not in the cohort."""
+
+    exit_code = 2
+
+
+# --- the model, without MLflow when possible -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupModel:
+    """The fitted ``RiskModel`` and the registered version it is."""
+
+    risk_model: Any
+    name: str
+    version: str
+
+
+def store_database() -> Path | None:
+    """The SQLite file of the tracking store, as ``pipeline.registry.tracking_uri`` picks it.
+
+    ``None`` when the store is not a SQLite file (an MLflow server, say).
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        home = Path(os.environ.get("HAMRISK_HOME") or PROJECT_DIR).resolve()
+        return home / "mlruns.db"
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(unquote(uri[len("sqlite:///") :]).split("?", 1)[0]).resolve()
+
+
+def _registered_version(db: Path, uri: str) -> tuple[str, str, int] | None:
+    """``(name, version, creation time)`` for ``models:/NAME@ALIAS`` or ``models:/NAME/N``.
+
+    ``None`` whenever the answer is not certain (no such file, another schema): the caller
+    then asks MLflow, which also explains a version that does not exist.
+    """
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
+    if match is None or not db.is_file():
+        return None
+    name, alias, version = match.groups()
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2) as connection:
+            if alias is not None:
+                found = connection.execute(
+                    "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                    (name, alias),
+                ).fetchall()
+                if len(found) != 1:
+                    return None
+                version = str(found[0][0])
+            rows = connection.execute(
+                "SELECT creation_time FROM model_versions WHERE name = ? AND version = ?",
+                (name, int(version)),
+            ).fetchall()
+    except sqlite3.Error:
+        return None
+    if len(rows) != 1 or rows[0][0] is None:
+        return None
+    return name, str(int(version)), int(rows[0][0])
+
+
+def _cache_path(db: Path, name: str, version: str, created: int) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return db.parent / CACHE_FOLDER / safe / f"v{version}-{created}" / "risk_model.pkl"
+
+
+def load_lookup_model(uri: str) -> LookupModel:
+    """The fitted model ``uri`` names, from the local cache when it holds that version.
+
+    Raises:
+        HamriskError: the URI names no existing version (the message lists those that do).
+    """
+    import cloudpickle
+
+    db = store_database()
+    resolved = _registered_version(db, uri) if db is not None else None
+    if resolved is not None:
+        cached = _cache_path(db, *resolved)
+        if cached.is_file():
+            with cached.open("rb") as handle:
+                return LookupModel(cloudpickle.load(handle), resolved[0], resolved[1])
+    from pipeline.score import load_scoring_model
+
+    loaded = load_scoring_model(uri)
+    model = LookupModel(loaded.risk_model, loaded.name, loaded.version)
+    pinned = f"models:/{loaded.name}/{loaded.version}"
+    resolved = _registered_version(db, pinned) if db is not None else None
+    if resolved is not None:
+        _write_cache(_cache_path(db, *resolved), model.risk_model)
+    return model
+
+
+def _write_cache(path: Path, risk_model: Any) -> None:
+    """Write atomically; a cache that cannot be written only costs the next lookup time."""
+    import cloudpickle
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=".risk_model.", dir=path.parent)
+        with os.fdopen(handle, "wb") as out:
+            cloudpickle.dump(risk_model, out)
+        os.replace(temp, path)
+    except OSError:
+        return
+
+
+# --- answers to feature values ----------------------------------------------------------------
+
+YES = ("yes", "y", "true", "1")
+NO = ("no", "n", "false", "0")
+
+
+def _yes_no(flag: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in YES:
+        return True
+    if lowered in NO:
+        return False
+    raise LookupInputError(f"--{flag}: expected yes or no, got {value!r}")
+
+
+def _in_range(flag: str, value: float, low: float, high: float) -> float:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise LookupInputError(
+            f"--{flag}: expected a value from {low:g} to {high:g}, got {value!r}"
+        )
+    return float(value)
+
+
+def known_features(answers: Mapping[str, Any], config: FeaturesConfig) -> dict[str, Any]:
+    """Feature values implied by the answers given; anything not answered stays out.
+
+    Answers (all optional): ``prior_injuries``, ``lsi`` with ``lsi_test`` (default the Nordic
+    test), ``grade``, ``site``, ``days_to_return``, ``phase3_done``, ``ake``,
+    ``peak_sprint``, ``age``, ``sex``, ``level``, ``discipline``, ``pain``, ``slr``.
+    A feature that follows from answers (grade and days give time against the usual for
+    the grade; no previous injury means none on this side nor in the last year) is set too.
+
+    Raises:
+        LookupInputError: an answer outside what the contract allows (names the flag).
+    """
+    a = {key: value for key, value in answers.items() if value is not None}
+    known: dict[str, Any] = {}
+    if "age" in a:
+        known["age_years"] = _in_range("age", float(a["age"]), 10, 100)
+    if "sex" in a:
+        sex = str(a["sex"]).upper()
+        if sex not in ("F", "M"):
+            raise LookupInputError(f"--sex: expected F or M, got {a['sex']!r}")
+        known["sex"] = sex
+    for flag in ("level", "discipline"):
+        if flag in a:
+            known[flag] = str(a[flag])
+    if "prior_injuries" in a:
+        count = _in_range("prior-injuries", float(a["prior_injuries"]), 0, 50)
+        known["prior_injuries"] = count
+        if count == 0:
+            known.update(
+                prior_injuries_same_side=0.0,
+                prior_injuries_recent=0.0,
+                days_since_last_prior_injury=np.nan,
+            )
+    grade = site = None
+    if "grade" in a:
+        grade = int(_in_range("grade", float(a["grade"]), 0, 4))
+        known["bamic_grade"] = float(grade)
+    if "site" in a:
+        site = str(a["site"]).lower()
+        if site not in ("a", "b", "c"):
+            raise LookupInputError(f"--site: expected a, b or c, got {a['site']!r}")
+        known["bamic_site"] = site
+        known["intratendinous"] = site == "c"
+    if "days_to_return" in a:
+        days = _in_range("days-to-return", float(a["days_to_return"]), 0, 3650)
+        known["days_injury_to_return_to_sport"] = days
+        if grade is not None:
+            typical = config.typical_return_days
+            usual = typical.by_grade[grade]
+            if site == "c" and grade in typical.intratendinous:
+                usual = typical.intratendinous[grade]
+            known["return_to_sport_time_vs_grade"] = days / usual
+    if "phase3_done" in a:
+        known["phase3_done"] = _yes_no("phase3-done", str(a["phase3_done"]))
+    if "ake" in a:
+        known["ake_discomfort"] = _yes_no("ake", str(a["ake"]))
+    if "peak_sprint" in a:
+        known["peak_sprint_pct"] = _in_range("peak-sprint", float(a["peak_sprint"]), 0, 150)
+    if "pain" in a:
+        known["pain_at_return"] = _in_range("pain", float(a["pain"]), 0, 10)
+    if "slr" in a:
+        known["slr_deficit_deg"] = _in_range("slr", float(a["slr"]), 0, 90)
+    if "lsi" in a:
+        test = str(a.get("lsi_test") or "nordic_eccentric")
+        if test not in TESTS:
+            raise LookupInputError(f"--lsi-test: expected one of {', '.join(TESTS)}, got {test!r}")
+        known[f"lsi_{TESTS[test]}"] = _in_range("lsi", float(a["lsi"]), 0.05, 2.0)
+        known["strength_tested_in_rehab"] = True
+    return known
+
+
+# --- the risk, averaged over what is not known -------------------------------------------------
+
+
+def reference_draws(
+    reference: Mapping[str, Mapping[str, Any]],
+    names: list[str],
+    n: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """``n`` rows drawn independently per feature from the model's binned training marginals.
+
+    A draw is missing with the feature's missing share; otherwise a bin is drawn by its
+    share and a value uniformly inside it (whole numbers for count-like features, whose
+    edges are whole). The open outer bins are given the width of their neighbour (zero
+    when there is none), so values beyond the training quantiles are not invented.
+    """
+    columns: dict[str, Any] = {}
+    for name in names:
+        ref = reference[name]
+        share = np.asarray([*ref["proportions"], ref["missing"]], dtype=np.float64)
+        share = share / share.sum() if share.sum() > 0 else np.r_[np.zeros(len(share) - 1), 1.0]
+        pick = rng.choice(len(share), size=n, p=share)
+        missing = pick == len(share) - 1
+        if ref["kind"] == "categorical":
+            categories = np.asarray([*ref["categories"], None], dtype=object)
+            values = pd.array(categories[pick], dtype="string")
+            values[missing] = pd.NA
+            columns[name] = values
+            continue
+        edges = np.asarray(ref["edges"], dtype=np.float64)
+        spec = FEATURES_BY_NAME.get(name)
+        if spec is not None and spec.kind == "boolean":
+            values = np.where(pick == 0, 0.0, 1.0)
+        elif len(edges) == 0:
+            values = np.full(n, np.nan)
+        else:
+            lower, upper = _bin_bounds(edges)
+            whole = bool(np.all(edges == np.round(edges)))
+            u = rng.random(n)
+            lo, hi = (
+                lower[np.minimum(pick, len(lower) - 1)],
+                upper[np.minimum(pick, len(upper) - 1)],
+            )
+            values = np.floor(lo + u * (hi - lo)) if whole else lo + u * (hi - lo)
+            values = np.where(whole & (hi <= lo), lo, values)
+            if spec is not None and spec.minimum is not None:
+                values = np.maximum(values, spec.minimum)
+        values = np.where(missing, np.nan, values)
+        columns[name] = values
+    return pd.DataFrame(columns, columns=names)
+
+
+def _bin_bounds(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bound of each bin ``(-inf, e0), [e0, e1), ..., [ek, inf)``."""
+    widths = np.diff(edges)
+    first = widths[0] if len(widths) else 0.0
+    last = widths[-1] if len(widths) else 0.0
+    lower = np.r_[edges[0] - first, edges]
+    upper = np.r_[edges, edges[-1] + (last if len(widths) else 1.0)]
+    return lower, upper
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One known feature behind the risk, in words, and its mean log-odds contribution."""
+
+    feature: str
+    words: str
+    contribution: float
+
+    @property
+    def direction(self) -> str:
+        return "raises risk" if self.contribution > 0 else "lowers risk"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A modifiable factor moved to its target, and the risk that would give."""
+
+    feature: str
+    change: str
+    risk: float
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """What ``hamrisk lookup`` prints."""
+
+    risk: float
+    risk_low: float
+    risk_high: float
+    band: str
+    base_rate: float
+    factors: list[Factor]
+    lower_risk: list[Suggestion]
+    model_name: str
+    model_version: str
+    known: int
+    unknown: int
+    about: str = ""
+    known_values: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready document."""
+        return {
+            "about": self.about,
+            "risk": self.risk,
+            "risk_low": self.risk_low,
+            "risk_high": self.risk_high,
+            "risk_band": self.band,
+            "baseline": self.base_rate,
+            "top_factors": [
+                {"feature": f.feature, "words": f.words, "direction": f.direction,
+                 "log_odds": f.contribution}
+                for f in self.factors
+            ],
+            "would_lower_risk": [
+                {"feature": s.feature, "change": s.change, "risk": s.risk} for s in self.lower_risk
+            ],
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "features_known": self.known,
+            "features_averaged_over": self.unknown,
+        }  # fmt: skip
+
+
+def _frame(risk_model: Any, known: Mapping[str, Any], config: LookupConfig) -> pd.DataFrame:
+    names = list(risk_model.feature_names_in_)
+    unknown = [name for name in names if name not in known]
+    n = config.samples if unknown else 1
+    rng = np.random.default_rng(config.random_state)
+    draws = reference_draws(risk_model.reference_, unknown, n, rng)
+    columns: dict[str, Any] = {}
+    for name in names:
+        if name in known:
+            value = known[name]
+            kind = risk_model.prep_.kinds_[name]
+            if kind == "categorical":
+                columns[name] = pd.array([value] * n, dtype="string")
+            else:
+                columns[name] = np.full(n, np.nan if _missing(value) else float(value))
+        else:
+            columns[name] = draws[name]
+    return pd.DataFrame(columns, columns=names)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def lookup_risk(
+    model: LookupModel,
+    known: Mapping[str, Any],
+    *,
+    config: LookupConfig,
+    bands: RiskBandsConfig,
+    n_factors: int = 3,
+    about: str = "",
+) -> LookupResult:
+    """The risk given ``known`` feature values, averaged over every feature not in it.
+
+    Args:
+        model: the fitted model and its version.
+        known: feature -> value; a missing value (NaN) means "known to be not recorded",
+            which the model reads as missing, unlike a feature left out.
+        config: draws and targets (``configs/score.yaml``, ``lookup:``).
+        bands: risk bands as multiples of the base rate.
+        n_factors: how many known factors to show.
+        about: what the lookup describes, for the printout.
+
+    Returns:
+        Mean risk and mean interval bounds over the draws (the mean of the bounds is at
+        least as wide as the interval of the mean, so it errs wide), the band, the known
+        factors with the largest mean contributions, and what moving each modifiable factor
+        that raises the risk to its target would give.
+    """
+    from pipeline.score import risk_band
+
+    rm = model.risk_model
+    unknown_names = [name for name in rm.feature_names_in_ if name not in known]
+    frame = _frame(rm, known, config)
+    risk = float(np.mean(rm.predict_risk(frame)))
+    low, high = rm.predict_interval(frame)
+    contributions = rm.contributions(frame).mean(axis=0)
+    shown = [name for name in rm.feature_names_in_ if name in known]
+    ranked = sorted(
+        (name for name in shown if contributions[name] != 0),
+        key=lambda name: -abs(contributions[name]),
+    )[:n_factors]
+    row = {name: known[name] for name in shown}
+    factors = [
+        Factor(name, FEATURES_BY_NAME[name].phrase(row[name], row), float(contributions[name]))
+        for name in ranked
+    ]
+    return LookupResult(
+        risk=risk,
+        risk_low=float(np.mean(low)),
+        risk_high=float(np.mean(high)),
+        band=str(risk_band(np.array([risk]), rm.base_rate_, bands)[0]),
+        base_rate=float(rm.base_rate_),
+        factors=factors,
+        lower_risk=_suggestions(model, known, contributions, risk, config),
+        model_name=model.name,
+        model_version=model.version,
+        known=len(shown),
+        unknown=len(unknown_names),
+        about=about,
+        known_values=dict(row),
+    )
+
+
+def _suggestions(
+    model: LookupModel,
+    known: Mapping[str, Any],
+    contributions: pd.Series,
+    risk: float,
+    config: LookupConfig,
+) -> list[Suggestion]:
+    """Modifiable factors that raise the risk, each moved to its target, lower risks only."""
+    rm, targets = model.risk_model, config.targets
+    changes: list[tuple[str, dict[str, Any], str]] = []
+    for name in HAMSTRING_LSI:
+        value = known.get(name)
+        if name in rm.feature_names_in_ and not _missing(value) and value < targets.lsi:
+            test = next(t for t, stem in TESTS.items() if f"lsi_{stem}" == name)
+            changes.append(
+                (
+                    name,
+                    {name: targets.lsi},
+                    f"{TEST_WORDS[test]} strength symmetry from {value:.0%} to "
+                    f"{targets.lsi:.0%} of the uninvolved side",
+                )
+            )
+    sprint = known.get("peak_sprint_pct")
+    if not _missing(sprint) and sprint < targets.peak_sprint_pct:
+        changes.append(
+            (
+                "peak_sprint_pct",
+                {"peak_sprint_pct": targets.peak_sprint_pct},
+                f"rehab sprint exposure up to {targets.peak_sprint_pct:.0f}% of top speed "
+                f"(was {sprint:.0f}%)",
+            )
+        )
+    ratio = known.get("return_to_sport_time_vs_grade")
+    days = known.get("days_injury_to_return_to_sport")
+    if not _missing(ratio) and ratio < targets.return_to_sport_time_vs_grade and ratio > 0:
+        update = {"return_to_sport_time_vs_grade": targets.return_to_sport_time_vs_grade}
+        if not _missing(days):
+            update["days_injury_to_return_to_sport"] = (
+                days * targets.return_to_sport_time_vs_grade / ratio
+            )
+        changes.append(
+            (
+                "return_to_sport_time_vs_grade",
+                update,
+                f"rehab time up to the usual for the grade ({ratio:.0%} of it so far)",
+            )
+        )
+    if known.get("phase3_done") is False:
+        changes.append(("phase3_done", {"phase3_done": True}, "complete phase 3 of rehab"))
+    suggestions = []
+    for name, update, words in changes:
+        if name in contributions and contributions[name] <= 0:
+            continue
+        moved = {**known, **update}
+        new_risk = float(np.mean(rm.predict_risk(_frame(rm, moved, config))))
+        # Below half a percentage point the printed risk would not change.
+        if new_risk < risk - 0.005:
+            suggestions.append(Suggestion(name, words, new_risk))
+    return sorted(suggestions, key=lambda s: s.risk)
+
+
+# --- an athlete from a cohort ---------------------------------------------------------------------
+
+
+def athlete_known_features(
+    folder: Path | str,
+    athlete_id: str,
+    features_config: FeaturesConfig,
+    *,
+    as_of: dt.date,
+) -> tuple[dict[str, Any], str]:
+    """The features of the athlete's latest index episode as known on ``as_of``, and what it is.
+
+    Every feature is known here: one not recorded is known to be missing.
+
+    Raises:
+        UnusableInputError: the cohort cannot be read.
+        LookupInputError: the athlete has no index episode in the cohort.
+    """
+    from features import build_feature_frame
+    from pipeline.episodes import index_episodes
+    from pipeline.validate import validate_cohort
+
+    cohort = validate_cohort(folder, today=as_of).cohort
+    episodes = index_episodes(cohort, as_of, features_config.outcome)
+    mine = episodes[(episodes["athlete_id"].astype(str) == athlete_id).to_numpy(dtype=bool)]
+    if mine.empty:
+        raise LookupInputError(
+            f"{folder}: athlete {athlete_id!r} has no treated injury (index episode) on or "
+            f"before {as_of.isoformat()}"
+        )
+    latest = mine.tail(1).reset_index(drop=True)
+    features = build_feature_frame(cohort, latest, features_config)
+    row = features.iloc[0]
+    known = {name: (np.nan if _missing(value) else value) for name, value in row.items()}
+    episode = latest.iloc[0]
+    about = (
+        f"athlete {athlete_id}, injury {episode['injury_id']} of "
+        f"{episode['injury_date']:%Y-%m-%d}, "
+        + (
+            f"provisional as of {as_of.isoformat()} (no return to sport yet)"
+            if bool(episode["provisional"])
+            else f"returned to sport {episode['prediction_time']:%Y-%m-%d}"
+        )
+    )
+    return known, about
+
+
+def format_lookup(result: LookupResult) -> str:
+    """The lookup as a clinician reads it."""
+    lines = []
+    if result.about:
+        lines.append(result.about)
+    lines.append(
+        f"risk          {result.risk:.0%} of a recurrence within a year "
+        f"(interval {result.risk_low:.0%}-{result.risk_high:.0%})"
+    )
+    lines.append(f"band          {result.band} (baseline {result.base_rate:.0%})")
+    if result.factors:
+        lines.append("top factors")
+        for factor in result.factors:
+            sign = "+" if factor.contribution > 0 else "-"
+            lines.append(f"  {sign} {factor.words} ({factor.direction})")
+    else:
+        lines.append("top factors   none known: the risk is the baseline")
+    if result.lower_risk:
+        lines.append("would lower the risk")
+        for suggestion in result.lower_risk:
+            lines.append(f"  {suggestion.change}: {result.risk:.0%} -> {suggestion.risk:.0%}")
+    if result.unknown:
+        lines.append(
+            f"not known     {result.unknown} of {result.known + result.unknown} features, "
+            "averaged over the training cohort"
+        )
+    lines.append(f"model         {result.model_name} version {result.model_version}")
+    return "\n".join(lines)

@@ -1,0 +1,683 @@
+"""Scoring stage: validated cohort -> index episodes -> features -> risk, band and top factors.
+
+``score_episodes`` is the statistics on one cohort (or one chunk of athletes): pure apart
+from the model it is handed. ``run_scoring`` is the edge a scheduler calls: it validates
+the cohort, takes a lock on the output, scores athletes chunk by chunk, writes the
+predictions atomically (a temporary file in the same folder, then ``os.replace``) and
+writes the set-aside records.
+
+Exit codes (``ScoringSummary.exit_code`` and the errors below): 0 every record scored,
+1 scored with some records set aside, 2 unusable input, model URI or output,
+3 the output is locked by another run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.errors
+
+from features import build_feature_frame
+from features.catalog import FEATURES_BY_NAME
+from models.explain import top_factors
+from pipeline.cohort import Cohort
+from pipeline.config import FeaturesConfig, RiskBandsConfig, ScoreConfig
+from pipeline.episodes import index_episodes
+from pipeline.errors import HamriskError
+from pipeline.schemas import PREDICTION_COLUMNS, Predictions
+from pipeline.validate import ValidationResult, validate_cohort, write_rejects
+
+OUTPUT_FORMATS = (".csv", ".parquet")
+# Seconds to sleep between writing the temporary file and renaming it over the output.
+# Only tests set it, to kill a run at the one moment a non-atomic writer would leave a
+# half-written file behind.
+PAUSE_BEFORE_REPLACE_ENV = "HAMRISK_SCORE_PAUSE_BEFORE_REPLACE"
+_TEMP_SUFFIX = ".partial"
+
+
+class OutputError(HamriskError):
+    """The predictions file cannot be written, or an existing one cannot be appended to."""
+
+    exit_code = 2
+
+
+class LockedError(HamriskError):
+    """Another run holds the lock on the output for longer than we are willing to wait."""
+
+    exit_code = 3
+
+
+# --- the model as scoring uses it -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A loaded pyfunc with the registered name and version every prediction records."""
+
+    pyfunc: Any
+    name: str
+    version: str
+    uri: str
+
+    @property
+    def risk_model(self) -> Any:
+        """The fitted ``models.estimators.RiskModel`` inside the pyfunc."""
+        return self.pyfunc.unwrap_python_model().risk_model
+
+
+def load_scoring_model(uri: str) -> ScoringModel:
+    """Resolve ``uri`` to one version and load exactly that version.
+
+    An alias is resolved once and the version it names is loaded, so an alias moved in
+    between cannot give predictions of one version labelled with another.
+
+    Raises:
+        HamriskError: the URI names no existing version (the message lists those that do),
+            or the store cannot be reached.
+    """
+    from pipeline import registry  # MLflow is imported on use
+
+    name, version = registry.resolve_model_version(uri)
+    pinned = f"models:/{name}/{version}" if name != uri else uri
+    return ScoringModel(registry.load_risk_model(pinned), name, version, pinned)
+
+
+# --- the stage ------------------------------------------------------------------------------
+
+
+def risk_band(risk: np.ndarray, base_rate: float, bands: RiskBandsConfig) -> np.ndarray:
+    """``low``, ``moderate`` or ``high`` relative to the baseline risk ``base_rate``."""
+    risk = np.asarray(risk, dtype=np.float64)
+    return np.where(
+        risk < bands.low_below * base_rate,
+        "low",
+        np.where(risk >= bands.high_from * base_rate, "high", "moderate"),
+    ).astype(object)
+
+
+class _Row(Mapping[str, Any]):
+    """One episode's feature values, read from per-column arrays without building a dict."""
+
+    def __init__(self, columns: dict[str, np.ndarray], position: int) -> None:
+        self._columns = columns
+        self._position = position
+
+    def __getitem__(self, key: str) -> Any:
+        return self._columns[key][self._position]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
+def direction_words(contribution: float) -> str:
+    """How a contribution on the log-odds scale moves the risk, in words."""
+    return "raises risk" if contribution > 0 else "lowers risk"
+
+
+def describe_factors(
+    features: pd.DataFrame, contributions: pd.DataFrame, k: int = 3
+) -> list[list[tuple[str, float]]]:
+    """Per row, the ``k`` largest contributions as (words for the value, contribution).
+
+    Features that do not move the risk at all (contribution 0) are left out.
+    """
+    chosen = top_factors(contributions, k)
+    columns = {name: features[name].to_numpy(dtype=object) for name in features.columns}
+    described: list[list[tuple[str, float]]] = []
+    for i in range(len(features)):
+        row = _Row(columns, i)
+        described.append(
+            [
+                (FEATURES_BY_NAME[name].phrase(row[name], row), float(value))
+                for name, value in zip(chosen.names[i], chosen.values[i], strict=True)
+                if value != 0
+            ]
+        )
+    return described
+
+
+def factors_text(factors: list[tuple[str, float]]) -> str:
+    """``"involved side 82% of uninvolved at last Nordic test (raises risk); ..."``."""
+    return "; ".join(f"{words} ({direction_words(value)})" for words, value in factors)
+
+
+def score_episodes(
+    cohort: Cohort,
+    model: ScoringModel,
+    *,
+    as_of: dt.date,
+    features_config: FeaturesConfig,
+    bands: RiskBandsConfig,
+    scored_at: pd.Timestamp,
+    n_factors: int = 3,
+) -> pd.DataFrame:
+    """Score every index episode of ``cohort`` as known on ``as_of``.
+
+    An episode without a return to sport by ``as_of`` is scored as of ``as_of`` and marked
+    ``provisional``. Features are built by the same functions training used and the
+    model's pyfunc gives the risk and its interval, so scoring cannot drift from training.
+
+    Args:
+        cohort: the validated cohort, or the records of some of its athletes.
+        model: the loaded model with its registered name and version.
+        as_of: the date the predictions speak for.
+        features_config: feature settings (``configs/features.yaml``), as in training.
+        bands: risk band thresholds as multiples of the model's base rate.
+        scored_at: the run's timestamp (UTC), the same on every row of a run.
+        n_factors: how many top factors to put into words.
+
+    Returns:
+        A frame valid under ``pipeline.schemas.Predictions``, one row per episode, in the
+        order of ``index_episodes`` (athlete, injury date, injury id).
+    """
+    from pipeline.registry import as_model_input  # MLflow is imported on use
+
+    episodes = index_episodes(cohort, as_of, features_config.outcome)
+    if episodes.empty:
+        return empty_predictions()
+    features = build_feature_frame(cohort, episodes, features_config)
+    risk_model = model.risk_model
+    # Only the columns the model was fitted on: a catalog that has grown since is not an
+    # input of this version.
+    features = features[list(risk_model.feature_names_in_)]
+    output = model.pyfunc.predict(as_model_input(features))
+    contributions = risk_model.contributions(features)
+    factors = describe_factors(features, contributions, n_factors)
+    risk = output["risk"].to_numpy(dtype=np.float64)
+    frame = pd.DataFrame(
+        {
+            "injury_id": episodes["injury_id"].astype(str).to_numpy(),
+            "athlete_id": episodes["athlete_id"].astype(str).to_numpy(),
+            "clinic_id": episodes["clinic_id"].astype(str).to_numpy(),
+            "prediction_time": episodes["prediction_time"].astype("datetime64[ns]").to_numpy(),
+            "provisional": episodes["provisional"].to_numpy(dtype=bool),
+            "risk": risk,
+            "risk_low": output["risk_low"].to_numpy(dtype=np.float64),
+            "risk_high": output["risk_high"].to_numpy(dtype=np.float64),
+            "risk_band": risk_band(risk, risk_model.base_rate_, bands),
+            "top_factors": [factors_text(f) for f in factors],
+            "model_name": model.name,
+            "model_version": model.version,
+            "scored_at": pd.Series(scored_at, index=range(len(episodes))).astype(
+                "datetime64[ns, UTC]"
+            ),
+        },
+        columns=list(PREDICTION_COLUMNS),
+    )
+    for column in ("injury_id", "athlete_id", "clinic_id", "risk_band", "model_name"):
+        frame[column] = frame[column].astype(str)
+    frame["model_version"] = frame["model_version"].astype(str)
+    return Predictions.validate(frame)
+
+
+def empty_predictions() -> pd.DataFrame:
+    """A predictions frame with no rows and the schema's dtypes."""
+    return pd.DataFrame(
+        {
+            "injury_id": pd.Series(dtype=str),
+            "athlete_id": pd.Series(dtype=str),
+            "clinic_id": pd.Series(dtype=str),
+            "prediction_time": pd.Series(dtype="datetime64[ns]"),
+            "provisional": pd.Series(dtype=bool),
+            "risk": pd.Series(dtype="float64"),
+            "risk_low": pd.Series(dtype="float64"),
+            "risk_high": pd.Series(dtype="float64"),
+            "risk_band": pd.Series(dtype=str),
+            "top_factors": pd.Series(dtype=str),
+            "model_name": pd.Series(dtype=str),
+            "model_version": pd.Series(dtype=str),
+            "scored_at": pd.Series(dtype="datetime64[ns, UTC]"),
+        }
+    )
+
+
+# --- chunks of athletes ---------------------------------------------------------------------
+
+
+def athlete_chunks(cohort: Cohort, chunk_episodes: int) -> list[np.ndarray]:
+    """Athletes with an index episode, in id order, grouped so a chunk holds about
+    ``chunk_episodes`` episodes; an athlete is never split (features need the whole history).
+    """
+    treated = cohort.injuries["injury_id"].isin(cohort.return_to_run["injury_id"])
+    counts = cohort.injuries.loc[treated.to_numpy(dtype=bool), "athlete_id"].astype(str)
+    per_athlete = counts.value_counts().sort_index()
+    if per_athlete.empty:
+        return []
+    # A chunk closes once it reaches the size, so no chunk exceeds it by more than one
+    # athlete's episodes.
+    before = np.cumsum(per_athlete.to_numpy()) - per_athlete.to_numpy()
+    chunk = before // max(chunk_episodes, 1)
+    ids = per_athlete.index.to_numpy(dtype=object)
+    return [ids[chunk == k] for k in np.unique(chunk)]
+
+
+def _split_cohort(cohort: Cohort, chunks: list[np.ndarray]) -> Iterator[Cohort]:
+    """Each chunk's records, table by table, with one sort per table instead of a scan per chunk."""
+    chunk_of = pd.Series(
+        np.concatenate([np.full(len(c), k) for k, c in enumerate(chunks)]) if chunks else [],
+        index=np.concatenate(chunks) if chunks else [],
+        dtype="int64",
+    )
+    athlete_of_injury = pd.Series(
+        cohort.injuries["athlete_id"].astype(str).to_numpy(),
+        index=cohort.injuries["injury_id"].astype(str).to_numpy(),
+    )
+    owners = {
+        "athletes": cohort.athletes["athlete_id"].astype(str),
+        "injuries": cohort.injuries["athlete_id"].astype(str),
+        "strength_tests": cohort.strength_tests["athlete_id"].astype(str),
+        "return_to_run": cohort.return_to_run["injury_id"].astype(str).map(athlete_of_injury),
+        "follow_up": cohort.follow_up["athlete_id"].astype(str),
+    }
+    slices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for table, owner in owners.items():
+        codes = owner.map(chunk_of).fillna(-1).to_numpy(dtype=np.int64)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(chunks) + 1))
+        slices[table] = (order, bounds)
+    for k in range(len(chunks)):
+        parts = {}
+        for table, (order, bounds) in slices.items():
+            rows = np.sort(order[bounds[k] : bounds[k + 1]])
+            parts[table] = getattr(cohort, table).iloc[rows].reset_index(drop=True)
+        yield Cohort(**parts)
+
+
+# --- the edge -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoringSummary:
+    """What ``hamrisk score`` reports."""
+
+    out: Path
+    rejects: Path
+    model_name: str
+    model_version: str
+    as_of: dt.date
+    scored: int
+    provisional: int
+    written: int
+    kept: int
+    validation: ValidationResult
+
+    @property
+    def set_aside(self) -> int:
+        """Records set aside by validation, over all tables."""
+        return sum(c.set_aside for c in self.validation.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every record was usable, 1 when some were set aside."""
+        return self.validation.exit_code
+
+
+def default_rejects_path(out: Path) -> Path:
+    """``predictions.csv`` -> ``predictions.rejects.csv`` beside it."""
+    return out.with_name(f"{out.stem}.rejects.csv")
+
+
+def output_format(out: Path) -> str:
+    """``.csv`` or ``.parquet`` from the file name.
+
+    Raises:
+        OutputError: any other extension.
+    """
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise OutputError(
+            f"{out}: the predictions file must end in .csv or .parquet (got {suffix or 'none'})"
+        )
+    return suffix
+
+
+def run_scoring(
+    folder: Path | str,
+    out: Path | str,
+    *,
+    model: ScoringModel | str,
+    config: ScoreConfig,
+    features_config: FeaturesConfig,
+    as_of: dt.date | None = None,
+    today: dt.date | None = None,
+    rejects: Path | str | None = None,
+    only_new: bool = False,
+    lock_timeout: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoringSummary:
+    """Validate ``folder``, score every index episode and write ``out`` atomically.
+
+    Args:
+        folder: the cohort folder.
+        out: the predictions file, ``.csv`` or ``.parquet``.
+        model: a loaded model, or a model URI to load.
+        config: ``configs/score.yaml``.
+        features_config: ``configs/features.yaml``.
+        as_of: the date predictions speak for (default: ``today``).
+        today: the run's date for validation (default: the clock's date).
+        rejects: where set-aside records go (default: ``OUT.rejects.csv`` beside ``out``).
+        only_new: keep ``out`` and add only episodes it lacks for this model version.
+        lock_timeout: seconds to wait for another run's lock (default: from config).
+        progress: called with (episodes done, episodes in total) after each chunk.
+
+    Raises:
+        UnusableInputError: the cohort cannot be read.
+        HamriskError: the model URI names no version (exit code 2).
+        OutputError: the output cannot be written or appended to.
+        LockedError: another run held the lock for longer than ``lock_timeout``.
+    """
+    from filelock import FileLock, Timeout
+
+    out, folder = Path(out), Path(folder)
+    fmt = output_format(out)
+    rejects_path = Path(rejects) if rejects is not None else default_rejects_path(out)
+    today = today or dt.date.today()
+    as_of = as_of or today
+    if isinstance(model, str):
+        model = load_scoring_model(model)
+    timeout = config.lock_timeout_seconds if lock_timeout is None else lock_timeout
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{out}.lock", timeout=timeout)
+        lock.acquire()
+    except Timeout:
+        raise LockedError(
+            f"{out} is being written by another hamrisk score run (lock {out}.lock held for "
+            f"more than {timeout:g} s); try again later or raise --lock-timeout"
+        ) from None
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write here ({exc.strerror or exc})") from None
+    try:
+        _remove_stale_temporaries(out)
+        validation = validate_cohort(folder, today=today)
+        existing = read_predictions(out) if only_new and out.exists() else None
+        if existing is not None:
+            _check_same_model(out, existing, model)
+        summary = _score_and_write(
+            validation, out, fmt, model, config, features_config, as_of, existing, progress
+        )
+        try:
+            write_rejects(validation.set_aside, rejects_path)
+        except OSError as exc:
+            raise OutputError(
+                f"{rejects_path}: cannot write rejects ({exc.strerror or exc})"
+            ) from None
+    finally:
+        lock.release()
+    return ScoringSummary(
+        out=out,
+        rejects=rejects_path,
+        model_name=model.name,
+        model_version=model.version,
+        as_of=as_of,
+        validation=validation,
+        **summary,
+    )
+
+
+def _score_and_write(
+    validation: ValidationResult,
+    out: Path,
+    fmt: str,
+    model: ScoringModel,
+    config: ScoreConfig,
+    features_config: FeaturesConfig,
+    as_of: dt.date,
+    existing: pd.DataFrame | None,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, int]:
+    cohort = validation.cohort
+    chunks = athlete_chunks(cohort, config.chunk_episodes)
+    total = int(cohort.injuries["injury_id"].isin(cohort.return_to_run["injury_id"]).sum())
+    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    already = (
+        set(existing.loc[existing["model_version"] == model.version, "injury_id"])
+        if existing is not None
+        else set()
+    )
+    counts = {"scored": 0, "provisional": 0, "written": 0, "kept": 0}
+    try:
+        handle, temp_name = tempfile.mkstemp(
+            prefix=f".{out.name}.", suffix=_TEMP_SUFFIX, dir=out.parent
+        )
+        os.close(handle)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write here ({exc.strerror or exc})") from None
+    temp = Path(temp_name)
+    try:
+        with _PredictionsWriter(temp, fmt) as writer:
+            if existing is not None:
+                writer.write(existing)
+                counts["kept"] = len(existing)
+            done = 0
+            for part in _split_cohort(cohort, chunks):
+                predictions = score_episodes(
+                    part,
+                    model,
+                    as_of=as_of,
+                    features_config=features_config,
+                    bands=config.bands,
+                    scored_at=scored_at,
+                    n_factors=config.top_factors,
+                )
+                counts["scored"] += len(predictions)
+                counts["provisional"] += int(predictions["provisional"].sum())
+                if already:
+                    predictions = predictions[~predictions["injury_id"].isin(already)]
+                writer.write(predictions)
+                counts["written"] += len(predictions)
+                done += _episodes_in(part)
+                if progress is not None:
+                    progress(done, total)
+            if writer.rows == 0:
+                writer.write(empty_predictions())
+        pause = float(os.environ.get(PAUSE_BEFORE_REPLACE_ENV) or 0)
+        if pause > 0:
+            time.sleep(pause)
+        os.replace(temp, out)
+        _sync_folder(out.parent)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise OutputError(f"{out}: cannot write predictions ({exc.strerror or exc})") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _episodes_in(cohort: Cohort) -> int:
+    return int(cohort.injuries["injury_id"].isin(cohort.return_to_run["injury_id"]).sum())
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Remove what a killed run left: with the lock held, no other run is writing these."""
+    for stale in out.parent.glob(f".{out.name}.*{_TEMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX: fsync the directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _PredictionsWriter:
+    """Appends predictions frames to one CSV or Parquet file, flushed to disk on close."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.rows = 0
+        self._handle: Any = None
+        self._parquet: Any = None
+        self._schema: Any = None
+
+    def __enter__(self) -> _PredictionsWriter:
+        if self.fmt == ".csv":
+            self._handle = self.path.open("w", encoding="utf-8", newline="")
+        return self
+
+    def write(self, predictions: pd.DataFrame) -> None:
+        if self.fmt == ".csv":
+            if self.rows == 0 and self._handle.tell() == 0:
+                header = True
+            else:
+                header = False
+                if predictions.empty:
+                    return
+            _as_csv_text(predictions).to_csv(
+                self._handle, index=False, header=header, lineterminator="\n"
+            )
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(predictions, preserve_index=False)
+            if self._parquet is None:
+                self._schema = table.schema
+                self._parquet = pq.ParquetWriter(self.path, self._schema)
+            elif predictions.empty:
+                return
+            self._parquet.write_table(table.cast(self._schema))
+        self.rows += len(predictions)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+        if self._parquet is not None:
+            self._parquet.close()
+            with self.path.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _as_csv_text(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Dates as ``YYYY-MM-DD`` and the run time as ISO 8601 UTC, as a person reads them."""
+    return predictions.assign(
+        prediction_time=predictions["prediction_time"].dt.strftime("%Y-%m-%d"),
+        scored_at=predictions["scored_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+# --- reading a predictions file back -------------------------------------------------------
+
+
+def read_predictions(path: Path | str) -> pd.DataFrame:
+    """A predictions file written by ``run_scoring``, checked against ``Predictions``.
+
+    Raises:
+        OutputError: the file cannot be read or is not a predictions file (the message
+            names the column or rule).
+    """
+    path = Path(path)
+    fmt = output_format(path)
+    try:
+        if fmt == ".csv":
+            frame = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8",
+            )
+        else:
+            frame = pd.read_parquet(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise OutputError(f"{path}: cannot read it as a predictions file ({exc})") from None
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise OutputError(
+            f"{path}: not a predictions file of this version, column(s) missing: "
+            f"{', '.join(missing)} (hint: write to a new file, or drop --only-new to replace it)"
+        )
+    frame = frame[list(PREDICTION_COLUMNS)]
+    try:
+        if fmt == ".csv":
+            frame = _typed_from_csv(frame)
+        frame = frame.astype(
+            {"prediction_time": "datetime64[ns]", "scored_at": "datetime64[ns, UTC]"}
+        )
+    except (ValueError, TypeError) as exc:
+        raise OutputError(f"{path}: a value cannot be read ({exc})") from None
+    try:
+        return Predictions.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        # A column's own rule says more than a row rule the same bad value also breaks.
+        cases = cases.iloc[np.argsort(cases["schema_context"] != "Column", kind="stable")]
+        first = cases.iloc[0]
+        where = (
+            f"column {first['column']}"
+            if first["schema_context"] == "Column"
+            else "rows where risk_low <= risk <= risk_high fails"
+        )
+        row = "" if pd.isna(first["index"]) else f", data row {int(first['index']) + 1}"
+        raise OutputError(
+            f"{path}: breaks the predictions schema: {where}{row}, rule {first['check']}, "
+            f"value {first['failure_case']!r} (hint: write to a new file, or drop --only-new "
+            "to replace it)"
+        ) from None
+
+
+def _typed_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    provisional = frame["provisional"].str.lower().map({"true": True, "false": False})
+    if provisional.isna().any():
+        bad = frame.loc[provisional.isna(), "provisional"].iloc[0]
+        raise ValueError(f"provisional must be True or False, got {bad!r}")
+    # Python's float() reads back exactly the shortest repr the writer produced, so a
+    # rewritten file repeats the digits it was read with.
+    numbers = {
+        c: np.array(frame[c].to_numpy(dtype=object), dtype=np.float64)
+        for c in ("risk", "risk_low", "risk_high")
+    }
+    return frame.assign(
+        prediction_time=pd.to_datetime(frame["prediction_time"], format="%Y-%m-%d"),
+        provisional=provisional.astype(bool),
+        scored_at=pd.to_datetime(frame["scored_at"], format="ISO8601", utc=True),
+        **numbers,
+    )
+
+
+def _check_same_model(out: Path, existing: pd.DataFrame, model: ScoringModel) -> None:
+    names = sorted(set(existing["model_name"]) - {model.name})
+    if names:
+        raise OutputError(
+            f"{out}: holds predictions of another model ({', '.join(names)}), not "
+            f"{model.name}; --only-new appends to a file of the same model (hint: write to "
+            "a new file)"
+        )
+
+
+def format_scoring(summary: ScoringSummary) -> str:
+    """The summary a person or a log reads after a run."""
+    lines = [
+        f"model           {summary.model_name} version {summary.model_version}",
+        f"as of           {summary.as_of.isoformat()}",
+        f"episodes scored {summary.scored:>9,} ({summary.provisional:,} provisional: no return "
+        "to sport yet)",
+        f"rows written    {summary.written:>9,} new"
+        + (f", {summary.kept:,} kept from the existing file" if summary.kept else ""),
+        f"set aside       {summary.set_aside:>9,} record(s), listed in {summary.rejects}",
+        f"predictions     {summary.out}",
+    ]
+    return "\n".join(lines)
