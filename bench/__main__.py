@@ -1,0 +1,143 @@
+"""``python -m bench [--quick] [--out FILE]``: run every benchmark and write the document."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.configs import load_configs
+from bench.data import render_data, run_data
+from bench.lookup import render_lookup, run_lookup
+from bench.measure import PROJECT_DIR, machine, progress
+from bench.quality import render_curves, render_quality, run_quality, settings_for
+from bench.report import render_header, render_reading
+from bench.scoring import render_scoring, run_scoring
+from bench.store import train_bench_model
+from bench.training import render_training, run_training
+
+FULL = {
+    "data_athletes": 100_000,
+    "data_repeats": 3,
+    "training": {1_000: 2, 5_000: 3, 20_000: 1},
+    "store_athletes": 2_000,
+    "scoring": {10_000: 3, 100_000: 2, 1_000_000: 1},
+    "lookup_repeats": 5,
+}
+QUICK = {
+    "data_athletes": 2_000,
+    "data_repeats": 2,
+    "training": {500: 1, 1_000: 1},
+    "store_athletes": 600,
+    "scoring": {2_000: 2, 5_000: 1},
+    "lookup_repeats": 2,
+}
+
+
+def _section(name: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    """Run one benchmark; a failure is reported in the document rather than ending the run."""
+    try:
+        return fn(), None
+    except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
+        traceback.print_exc()
+        return (
+            None,
+            f"## {name}\n\nNot measured: the benchmark failed ({type(exc).__name__}: {exc}).",
+        )
+
+
+def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None) -> str:
+    """Run the benchmarks and write the document to ``out``; return its text."""
+    start = time.perf_counter()
+    sizes = sizes or (QUICK if quick else FULL)
+    host = machine()
+    configs = load_configs(quick)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    sections = []
+
+    data, failed = _section(
+        "Data", lambda: run_data(work, sizes["data_athletes"], sizes["data_repeats"])
+    )
+    sections.append(failed or render_data(data))
+
+    quality_settings = sizes.get("quality") or settings_for(quick)
+    quality, failed = _section(
+        "Model quality",
+        lambda: run_quality(
+            work, quality_settings, configs.simulation, configs.features, configs.train
+        ),
+    )
+    sections += [failed] if failed else [render_quality(quality), render_curves(quality)]
+
+    training, failed = _section("Training", lambda: run_training(work, configs, sizes["training"]))
+    sections.append(failed or render_training(training, configs))
+
+    scoring = None
+    if not sizes["scoring"] and not sizes["lookup_repeats"]:
+        model, failed = None, "## Scoring and lookup\n\nNot measured: no sizes requested."
+    else:
+        model, failed = _section(
+            "Scoring and lookup", lambda: train_bench_model(work, configs, sizes["store_athletes"])
+        )
+    if failed:
+        sections.append(failed)
+    else:
+        scoring, failed = _section(
+            "Scoring", lambda: run_scoring(work, configs, model, sizes["scoring"])
+        )
+        sections.append(failed or render_scoring(scoring))
+        lookup, failed = _section(
+            "Lookup", lambda: run_lookup(work, model, sizes["lookup_repeats"])
+        )
+        sections.append(failed or render_lookup(lookup))
+
+    reading = render_reading(quality, training, scoring)
+    header = render_header(host, quick, time.perf_counter() - start)
+    notes = (
+        "## Notes\n\n"
+        "- The machine is shared: other work may have run at the same time (see the load"
+        " average above), which widens the spreads and slows the medians; ratios are measured"
+        " back to back in the same run.\n"
+        "- Scratch data goes to `.bench/` and is deleted at the end; the models for scoring and"
+        " lookup are registered in a private MLflow store there (`HAMRISK_HOME`), never in the"
+        " project's store."
+    )
+    text = "\n\n".join([header, reading, *sections, notes]) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    shutil.rmtree(work, ignore_errors=True)
+    progress(f"wrote {out} in {(time.perf_counter() - start) / 60:.1f} min")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="development sizes (minutes)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="document to write (default: docs/benchmarks.md, or .bench/benchmarks-quick.md"
+        " with --quick)",
+    )
+    args = parser.parse_args(argv)
+    out = args.out or (
+        PROJECT_DIR / ".bench" / "benchmarks-quick.md"
+        if args.quick
+        else PROJECT_DIR / "docs" / "benchmarks.md"
+    )
+    warnings.filterwarnings("ignore")
+    run(args.quick, out, PROJECT_DIR / ".bench" / "work")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

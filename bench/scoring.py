@@ -1,0 +1,190 @@
+"""End-to-end ``hamrisk score`` against LightGBM's bare ``Booster.predict``.
+
+Each size is a simulated cohort (CSV, as clinics export it) scored by the real command in a
+child process: start-up, reading, validation, episodes, features, risk with interval and
+top factors, writing the predictions. Its wall time and peak resident memory (``wait4``)
+are measured from outside. In the same run the bench builds the same feature matrix
+in-process and times only the model's LightGBM ``Booster.predict`` on it; the ratio of the
+two is the overhead of everything around the trees.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.configs import Configs
+from bench.measure import Spread, progress, repeat, run_child
+from bench.store import BenchModel, child_env
+
+SCORE_AIM_RATIO = 3.0
+SCORE_AIM_PEAK_BYTES = 2 * 1024**3
+# Index episodes per simulated athlete, provisional ones included (default simulation).
+EPISODES_PER_ATHLETE = 1.34
+
+
+@dataclass(frozen=True)
+class ScorePoint:
+    target: int
+    episodes: int
+    athletes: int
+    score: Spread
+    peak_bytes: tuple[int, ...]
+    predict: Spread
+
+
+@dataclass(frozen=True)
+class ScoringBench:
+    points: tuple[ScorePoint, ...]
+    command: str
+    not_measured: str | None = None
+
+
+def hamrisk_command() -> Path:
+    return Path(sys.executable).with_name("hamrisk")
+
+
+def command_missing(command: str, env: dict[str, str]) -> str | None:
+    """Why ``hamrisk COMMAND`` cannot be benchmarked, or ``None`` when it exists."""
+    run = run_child([str(hamrisk_command()), command, "--help"], env=env)
+    if run.returncode != 0:
+        return (
+            f"`hamrisk {command}` is not available in this build (`--help` exit {run.returncode})"
+        )
+    return None
+
+
+def _bare_predict(folder: Path, configs: Configs, model: BenchModel, repeats: int):
+    """Same cohort, same features, same matrix: only the trees' predict is timed."""
+    from features import build_feature_frame
+    from pipeline.episodes import index_episodes
+    from pipeline.validate import validate_cohort
+
+    today = configs.simulation.export_date
+    cohort = validate_cohort(folder, today=today).cohort
+    episodes = index_episodes(cohort, today, configs.features.outcome)
+    features = build_feature_frame(cohort, episodes, configs.features)
+    matrix = model.risk_model.prep_.transform(features)
+    booster = model.risk_model.classifier_
+    del cohort, episodes, features
+    spread, _ = repeat(lambda: booster.predict(matrix), repeats)
+    return spread, len(matrix)
+
+
+def _count_rows(path: Path) -> int:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle) - 1
+
+
+def run_scoring(
+    work: Path, configs: Configs, model: BenchModel, targets: dict[int, int]
+) -> ScoringBench:
+    """For each target episode count (-> repeats): simulate, score end to end, bare predict."""
+    env = child_env(model.home)
+    hamrisk = str(hamrisk_command())
+    template = f"hamrisk score COHORT --out predictions.csv --model {model.uri}"
+    missing = command_missing("score", env)
+    if missing:
+        return ScoringBench(points=(), command=template, not_measured=missing)
+    today = configs.simulation.export_date.isoformat()
+    help_text = run_child([hamrisk, "score", "--help"], env=env).stdout
+    extra = ["--today", today] if "--today" in help_text else []
+    template = " ".join([template, *extra])
+    points = []
+    for target, repeats in targets.items():
+        athletes = max(50, round(target / EPISODES_PER_ATHLETE))
+        folder = work / "scoring" / f"cohort-{target}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        progress(f"scoring: simulating {athletes:,} athletes for ~{target:,} episodes")
+        sim = run_child(
+            [hamrisk, "simulate", str(folder), "--athletes", str(athletes), "--seed", "9"],
+            env=env,
+        )
+        if sim.returncode != 0:
+            raise RuntimeError(f"hamrisk simulate failed: {sim.stderr[-2000:]}")
+        out = work / "scoring" / f"predictions-{target}.csv"
+        seconds, peaks, episodes = [], [], 0
+        for run in range(repeats):
+            progress(f"scoring: hamrisk score ~{target:,} episodes, run {run + 1}/{repeats}")
+            out.unlink(missing_ok=True)
+            child = run_child(
+                [hamrisk, "score", str(folder), "--out", str(out), "--model", model.uri, *extra],
+                env=env,
+            )
+            if child.returncode not in (0, 1):
+                return ScoringBench(
+                    points=tuple(points),
+                    command=template,
+                    not_measured=f"`hamrisk score` exited {child.returncode}: "
+                    + (child.stderr.strip().splitlines() or ["no message"])[-1],
+                )
+            seconds.append(child.seconds)
+            peaks.append(child.max_rss_bytes)
+            episodes = _count_rows(out)
+        progress(f"scoring: bare Booster.predict on ~{target:,} episodes")
+        predict, matrix_rows = _bare_predict(folder, configs, model, max(3, repeats))
+        points.append(
+            ScorePoint(
+                target=target,
+                episodes=episodes or matrix_rows,
+                athletes=athletes,
+                score=Spread(tuple(seconds)),
+                peak_bytes=tuple(peaks),
+                predict=predict,
+            )
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.with_name(folder.name + ".truth.csv").unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
+    return ScoringBench(points=tuple(points), command=template)
+
+
+def render_scoring(b: ScoringBench) -> str:
+    lines = [
+        "## Scoring: end to end against bare `Booster.predict`",
+        "",
+        f"Command, per size: `{b.command}` on a simulated CSV cohort, in a child process;"
+        " wall time from start to exit and peak resident memory of the child (`wait4`). Beside"
+        " it, in the same run, the benchmark builds the same cohort's feature matrix and times"
+        " only the model's LightGBM `Booster.predict` on it (no interval, no factors, no I/O).",
+        "",
+    ]
+    if not b.points:
+        lines.append(f"Not measured: {b.not_measured}.")
+        return "\n".join(lines)
+    lines += [
+        "| episodes | athletes | `hamrisk score`, s | episodes/s | peak memory, MiB |"
+        " bare predict, s | predict episodes/s | ratio score ÷ predict |",
+        "|---:|---:|---|---|---|---|---|---|",
+    ]
+    for p in b.points:
+        ratio = p.score.median / p.predict.median
+        peak = max(p.peak_bytes) / 1024**2
+        lines.append(
+            f"| {p.episodes:,} | {p.athletes:,} | {p.score.format()} |"
+            f" {p.score.map(lambda s, n=p.episodes: n / s).format(0)} | {peak:,.0f} |"
+            f" {p.predict.format(3)} | {p.predict.map(lambda s, n=p.episodes: n / s).format(0)} |"
+            f" {ratio:,.1f}× |"
+        )
+    largest = max(b.points, key=lambda p: p.episodes)
+    peak = max(largest.peak_bytes)
+    ratio = largest.score.median / largest.predict.median
+    lines += [
+        "",
+        f"Aims: end to end within {SCORE_AIM_RATIO:.0f}× of the bare predict —"
+        f" {'met' if ratio <= SCORE_AIM_RATIO else '**missed**'} at {largest.episodes:,}"
+        f" episodes ({ratio:,.1f}×); {largest.episodes:,} episodes under 2 GiB peak —"
+        f" {'met' if peak < SCORE_AIM_PEAK_BYTES else '**missed**'}"
+        f" ({peak / 1024**3:.2f} GiB, the largest of the runs).",
+    ]
+    if b.not_measured:
+        lines += ["", f"Stopped early: {b.not_measured}."]
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""The benchmark code paths at tiny sizes, so `make bench` cannot rot between runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.__main__ import run
+from bench.lookup import LookupBench, render_lookup
+from bench.measure import Spread, run_child
+from bench.quality import QualitySettings
+from bench.scoring import ScorePoint, ScoringBench, render_scoring
+
+TINY = {
+    "data_athletes": 150,
+    "data_repeats": 1,
+    "quality": QualitySettings(seeds=(3,), sizes=(300,), main_size=300, test_athletes=300),
+    "training": {400: 1},
+    "store_athletes": 0,
+    "scoring": {},
+    "lookup_repeats": 0,
+}
+
+
+def test_bench_writes_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    text = run(quick=True, out=out, work=tmp_path / "work", sizes=TINY)
+
+    assert out.read_text() == text
+    for heading in (
+        "# Benchmarks",
+        "## Reading",
+        "## Data: simulate and validate",
+        "## Model quality against the limit and the peers",
+        "## Learning curves over training-cohort size",
+        "## Training time against episodes",
+        "## Scoring and lookup",
+    ):
+        assert heading in text
+    assert "Not measured: the benchmark failed" not in text
+    assert "| truth (the limit) | " in text
+    assert not (tmp_path / "work").exists()
+
+
+def test_scoring_and_lookup_render_measured_and_missing() -> None:
+    point = ScorePoint(
+        target=10,
+        episodes=10,
+        athletes=8,
+        score=Spread((2.0, 3.0)),
+        peak_bytes=(100 * 1024**2,),
+        predict=Spread((0.5,)),
+    )
+    measured = render_scoring(ScoringBench(points=(point,), command="hamrisk score X"))
+    assert "5.0×" in measured and "episodes/s" in measured
+    missing = render_scoring(ScoringBench(points=(), command="x", not_measured="no command"))
+    assert "Not measured: no command." in missing
+
+    lookup = render_lookup(
+        LookupBench(
+            lookup=Spread((1.0, 1.2)),
+            mlflow=None,
+            lookup_command="hamrisk lookup",
+            mlflow_command="mlflow models predict",
+            not_measured={"mlflow": "exit 1"},
+        )
+    )
+    assert "not measured" in lookup and "Not measured (mlflow): exit 1." in lookup
+
+
+def test_child_peak_memory_is_its_own() -> None:
+    ballast = bytearray(300 * 1024**2)  # the parent is large, as the bench is when it scores
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    big = run_child(
+        ["python3", "-c", "b = bytearray(200 * 1024**2); b[::4096] = b'x' * len(b[::4096])"]
+    )
+    small = run_child(["python3", "-c", "pass"])
+    assert big.returncode == small.returncode == 0
+    assert big.max_rss_bytes > 150 * 1024**2 > small.max_rss_bytes
