@@ -1,0 +1,917 @@
+"""Outcome audits: were the stored predictions right, overall, per clinic, group and version?
+
+``audit_outcomes`` is the stage: the current cohort, the stored predictions and the models'
+reference distributions in, one aggregate report out; it reads no file. ``run_audit`` is
+its edge: it reads the predictions files and the cohort, loads each audited version's
+drift reference from the registry, writes ``report.html`` and ``report.json`` and, when
+asked, logs the audit to MLflow.
+
+Each prediction is matched by injury id to the episode's outcome as known on the audit
+date (``pipeline.episodes``): recurred, no recurrence over the full window, pending or
+censored. Only the first two are evaluable, and they are weighted by the inverse
+probability of censoring (IPCW) estimated over every audited episode, pending and censored
+ones included, so the metrics speak for all predictions as if each had been followed for
+the whole window. Pending and censored episodes are never counted as non-recurrences.
+
+Verdicts (per model version, quarter, clinic and each ``--by`` group):
+
+* *recalibration recommended* when the observed/expected ratio or the calibration slope
+  differs from 1: its interval, widened by Bonferroni over the two tests of every judged
+  cell of the breakdown, excludes 1. The interval is the estimate ± z·SE, with the SE
+  read off the bootstrap percentile interval (ln O/E for the ratio), because 200
+  replicates estimate a standard error well but not the 0.1% quantiles a direct
+  Bonferroni percentile interval would need.
+* *too few outcomes yet* when no such difference is found and fewer outcomes are known
+  than needed for the O/E interval to reach the configured width (Riley et al. 2021,
+  Stat Med 40:4230: SE(ln O/E) = sqrt((1 - phi) / (n phi)), phi the expected risk), or
+  fewer than ``min_events`` recurrences or non-recurrences are known.
+* *calibrated* otherwise.
+
+The exit code speaks for the audited model versions: 1 when any needs recalibration, 0
+when all are calibrated, 3 otherwise (too few outcomes).
+
+Privacy: the report holds aggregates only. A cell with fewer than ``min_cell`` episodes is
+suppressed: its label is shown, every count and metric of it is not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy.special import expit
+from scipy.stats import norm
+
+from features import build_feature_frame
+from models.calibration import logit_clipped
+from models.censoring import ipcw_weights
+from models.drift import PSI_MODERATE, population_stability
+from models.evaluation import calibration_curve, evaluate, net_benefit
+from models.plots import calibration_figure, decision_curve_figure
+from pipeline.cohort import Cohort
+from pipeline.config import AuditConfig, FeaturesConfig
+from pipeline.episodes import index_episodes
+from pipeline.errors import HamriskError, UnusableInputError
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "injury_id",
+    "athlete_id",
+    "clinic_id",
+    "prediction_time",
+    "risk",
+    "model_name",
+    "model_version",
+)
+STATUSES: tuple[str, ...] = ("recurred", "no_recurrence", "pending", "censored", "not_in_records")
+CALIBRATED = "calibrated"
+RECALIBRATE = "recalibration recommended"
+TOO_FEW = "too few outcomes yet"
+SUPPRESSED = "suppressed"
+EXIT_CODES = {CALIBRATED: 0, RECALIBRATE: 1, TOO_FEW: 3}
+METRICS: tuple[str, ...] = (
+    "observed_expected",
+    "calibration_intercept",
+    "calibration_slope",
+    "auc",
+    "brier",
+)
+# Attributes of the athlete that a ``--by`` breakdown may name, besides ``clinic_id``.
+ATHLETE_GROUPS: tuple[str, ...] = ("discipline", "level", "sex")
+NOT_RECORDED = "not recorded"
+
+
+class AuditInputError(UnusableInputError):
+    """A predictions file the audit cannot use (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One audit: the document behind report.json, its figures, and the overall verdict."""
+
+    document: dict[str, Any]
+    figures: dict[str, Figure] = field(repr=False)
+    verdict: str
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """What ``run_audit`` wrote."""
+
+    audit: Audit
+    html: Path
+    json: Path
+    run_id: str | None = None
+
+
+# --- the predictions file (edge) -------------------------------------------------------------
+
+
+def read_predictions(paths: Sequence[Path | str], model_name: str) -> pd.DataFrame:
+    """Read and check stored predictions files (CSV or Parquet by extension).
+
+    Returns:
+        the rows of every file, with ``injury_id``, ``athlete_id``, ``clinic_id`` and
+        ``model_version`` as strings, ``prediction_time`` as datetime, ``risk`` as float
+        and ``scored_at`` (NaT when absent).
+
+    Raises:
+        AuditInputError: a file is missing, unreadable, lacks a column, holds a value that
+            breaks a rule (file, row, column, rule and value named), or holds predictions
+            of another model than ``model_name``.
+    """
+    if not paths:
+        raise AuditInputError("--predictions", "no predictions file given")
+    frames = [_read_predictions_file(Path(path), model_name) for path in paths]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_predictions_file(path: Path, model_name: str) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise AuditInputError(path, "predictions must be a .csv or .parquet file")
+    try:
+        if suffix == ".csv":
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        else:
+            raw = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise AuditInputError(path, "predictions file not found") from None
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise AuditInputError(path, f"cannot read the predictions file ({exc})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        raise AuditInputError(
+            path,
+            f"missing column(s) {', '.join(missing)}",
+            "audit a file written by `hamrisk score`",
+        )
+    if raw.empty:
+        raise AuditInputError(path, "the predictions file holds no rows")
+
+    def text(column: str) -> pd.Series:
+        values = raw[column]
+        blank = values.isna().to_numpy()
+        out = values.astype("string").str.strip()
+        return out.mask(blank | (out == "").fillna(True).to_numpy())
+
+    def fail(rows: np.ndarray, column: str, rule: str) -> None:
+        if rows.size:
+            first = int(rows[0])
+            value = raw[column].iloc[first]
+            extra = f" (and {rows.size - 1} more rows)" if rows.size > 1 else ""
+            raise AuditInputError(
+                path, f"row {first + 1}, column {column}: {rule}, got {value!r}{extra}"
+            )
+
+    out = pd.DataFrame(index=raw.index)
+    for column in ("injury_id", "athlete_id", "clinic_id", "model_name"):
+        out[column] = text(column)
+        fail(np.flatnonzero(out[column].isna().to_numpy()), column, "required")
+    version = text("model_version").str.removesuffix(".0")
+    bad = ~version.fillna("").str.fullmatch(r"[1-9][0-9]*").fillna(False).to_numpy(dtype=bool)
+    fail(np.flatnonzero(bad), "model_version", "must be a positive whole number")
+    out["model_version"] = version
+    out["prediction_time"] = pd.to_datetime(
+        raw["prediction_time"], errors="coerce", format="mixed"
+    ).dt.tz_localize(None)
+    fail(
+        np.flatnonzero(out["prediction_time"].isna().to_numpy()),
+        "prediction_time",
+        "must be a date (YYYY-MM-DD)",
+    )
+    out["prediction_time"] = out["prediction_time"].dt.normalize().astype("datetime64[ns]")
+    risk = pd.to_numeric(raw["risk"], errors="coerce").to_numpy(dtype=np.float64)
+    fail(np.flatnonzero(~((risk >= 0) & (risk <= 1))), "risk", "must be a number in [0, 1]")
+    out["risk"] = risk
+    out["scored_at"] = (
+        pd.to_datetime(raw["scored_at"], errors="coerce", format="mixed", utc=True)
+        if "scored_at" in raw.columns
+        else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    )
+    names = out["model_name"].unique()
+    other = [str(name) for name in names if name != model_name]
+    if other:
+        row = int(np.flatnonzero((out["model_name"] != model_name).to_numpy())[0])
+        raise AuditInputError(
+            path,
+            f"row {row + 1}: predictions of model {other[0]!r}, but this audit is of "
+            f"{model_name!r}",
+            "audit each registered model separately (set model_name in configs/audit.yaml)",
+        )
+    return out
+
+
+# --- the stage ---------------------------------------------------------------------------------
+
+
+def audit_outcomes(
+    cohort: Cohort,
+    predictions: pd.DataFrame,
+    *,
+    as_of: dt.date | str | pd.Timestamp,
+    config: AuditConfig,
+    features_config: FeaturesConfig,
+    by: Sequence[str] | None = None,
+    min_cell: int | None = None,
+    references: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Audit:
+    """Match stored predictions to the outcomes known on ``as_of`` and judge them.
+
+    Args:
+        cohort: the validated current records.
+        predictions: rows as ``read_predictions`` returns them.
+        as_of: the audit date.
+        config: the audit settings; ``by`` and ``min_cell`` override theirs.
+        features_config: the outcome window and the feature settings (for drift and the
+            censoring covariates, rebuilt at each prediction's stored time).
+        by: breakdowns besides overall, version and quarter (``clinic_id`` always).
+        min_cell: the suppression threshold.
+        references: per model version, the training reference of ``models.drift``.
+
+    Returns:
+        the audit; ``document`` holds only aggregates and is JSON-ready.
+
+    Raises:
+        HamriskError: ``by`` names an unknown group.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    by = tuple(dict.fromkeys(("clinic_id", *(config.by if by is None else by))))
+    unknown = [name for name in by if name not in ("clinic_id", *ATHLETE_GROUPS)]
+    if unknown:
+        raise HamriskError(
+            f"--by: unknown group(s) {', '.join(unknown)}; choose from clinic_id, "
+            + ", ".join(ATHLETE_GROUPS)
+        )
+    min_cell = config.min_cell if min_cell is None else min_cell
+    window = features_config.outcome.window_days
+
+    rows = _match_outcomes(cohort, predictions, as_of, features_config)
+    features = _rebuild_features(cohort, rows, features_config)
+    rows["weight"] = _censoring_weights(rows, features, config, window)
+    rows = rows.assign(**_group_labels(cohort, rows, by))
+
+    breakdowns = [
+        breakdown_verdicts("overall", rows.assign(overall="all"), "overall", config, min_cell),
+        breakdown_verdicts("model_version", rows, "model_version", config, min_cell),
+        breakdown_verdicts("quarter", rows, "quarter", config, min_cell),
+        *(breakdown_verdicts(name, rows, name, config, min_cell) for name in by),
+    ]
+    versions = breakdowns[1]["cells"]
+    verdict = _overall_verdict(versions)
+    curves, figures = _curves(rows, config, min_cell)
+    drift = _drift(rows, features, references or {}, config, min_cell)
+    if drift:
+        for version, found in drift.items():
+            if found.get("most_shifted"):
+                figures.setdefault(f"drift_v{version}", _drift_figure(found, version))
+    document = {
+        "audit": {
+            "as_of": as_of.date().isoformat(),
+            "model_name": str(predictions["model_name"].iloc[0]) if len(predictions) else None,
+            "model_versions": sorted({str(v) for v in rows["model_version"]}, key=int),
+            "window_days": window,
+            "min_cell": min_cell,
+            "n_boot": config.n_boot,
+            "level": config.level,
+            "alpha": config.alpha,
+            "multiplicity": config.multiplicity,
+            "oe_ci_width": config.oe_ci_width,
+            "min_events": config.min_events,
+            "thresholds": list(config.thresholds),
+            "censoring": config.censoring.model_dump(mode="json"),
+            "by": list(by),
+        },
+        "verdict": {
+            "overall": verdict,
+            "exit_code": EXIT_CODES[verdict],
+            "by_version": {
+                c["group"]: {"verdict": c["verdict"], "reasons": c.get("reasons", [])}
+                for c in versions
+            },
+        },
+        "outcomes": _suppress_counts(_status_counts(rows), min_cell),
+        "breakdowns": breakdowns,
+        "calibration_curves": curves["calibration"],
+        "decision_curves": curves["decision"],
+        "drift": drift,
+    }
+    return Audit(_json_ready(document), figures, verdict, EXIT_CODES[verdict])
+
+
+def _match_outcomes(
+    cohort: Cohort, predictions: pd.DataFrame, as_of: pd.Timestamp, features: FeaturesConfig
+) -> pd.DataFrame:
+    """One row per (injury, model version) prediction with the outcome known on ``as_of``.
+
+    A version that scored an episode twice (provisionally, then at its return to sport)
+    is audited on its latest prediction: one episode, one outcome, one vote.
+    """
+    latest = predictions.sort_values(["prediction_time", "scored_at"], kind="stable")
+    latest = latest.drop_duplicates(["injury_id", "model_version"], keep="last")
+    episodes = index_episodes(cohort, as_of, features.outcome)
+    matched = latest.drop(columns=["athlete_id"]).merge(
+        episodes[
+            [
+                "injury_id",
+                "athlete_id",
+                "side",
+                "injury_date",
+                "followed_days",
+                "event_days",
+                "status",
+                "label",
+            ]
+        ],
+        on="injury_id",
+        how="left",
+        validate="many_to_one",
+    )
+    in_records = matched["status"].notna().to_numpy()
+    matched["athlete_id"] = (
+        matched["athlete_id"]
+        .astype("string")
+        .fillna(latest["athlete_id"].astype("string").reset_index(drop=True))
+    )
+    matched["status"] = matched["status"].astype("string").fillna("not_in_records")
+    matched["in_records"] = in_records
+    quarter = matched["prediction_time"].dt.to_period("Q").astype("string")
+    matched["quarter"] = quarter
+    return matched.reset_index(drop=True)
+
+
+def _rebuild_features(cohort: Cohort, rows: pd.DataFrame, config: FeaturesConfig) -> pd.DataFrame:
+    """Features of the matched rows as known at each stored prediction time (point in time)."""
+    known = rows.loc[rows["in_records"]].reset_index(drop=True)
+    episodes = known[["injury_id", "athlete_id", "side", "injury_date", "prediction_time"]].assign(
+        provisional=False
+    )
+    frame = build_feature_frame(cohort, episodes, config)
+    return frame.reset_index(drop=True).set_axis(np.flatnonzero(rows["in_records"].to_numpy()))
+
+
+def _censoring_weights(
+    rows: pd.DataFrame, features: pd.DataFrame, config: AuditConfig, window: int
+) -> np.ndarray:
+    """IPCW weights of the evaluable rows (0 for pending, censored and unmatched ones)."""
+    weights = np.zeros(len(rows))
+    known = rows["in_records"].to_numpy()
+    if not known.any():
+        return weights
+    sub = rows.loc[known]
+    event = sub["event_days"].to_numpy(dtype=np.float64)
+    # A provisional prediction or an athlete without follow-up is censored at day 0; a
+    # recurrence is known whatever the recorded follow-up says (pipeline.episodes).
+    followed = np.clip(np.nan_to_num(sub["followed_days"].to_numpy(dtype=np.float64)), 0, None)
+    followed = np.where(np.isnan(event), followed, np.maximum(followed, event))
+    censoring = config.censoring
+    covariates = None
+    if censoring.method == "covariate":
+        times = sub["prediction_time"]
+        covariates = (
+            features.loc[:, [c for c in censoring.covariates if c in features.columns]]
+            .reset_index(drop=True)
+            .assign(calendar_years=((times - times.min()).dt.days / 365.25).to_numpy())
+        )
+    weights[known] = ipcw_weights(
+        followed,
+        event,
+        window,
+        covariates=covariates,
+        method=censoring.method,
+        max_weight=censoring.max_weight,
+    )
+    # Only recurrences and full-window non-recurrences are evaluable (belt and braces:
+    # ipcw_weights already gives 0 to every unknown outcome).
+    evaluable = rows["status"].isin(["recurred", "no_recurrence"]).to_numpy(dtype=bool)
+    return np.where(evaluable, weights, 0.0)
+
+
+def _group_labels(cohort: Cohort, rows: pd.DataFrame, by: Sequence[str]) -> dict[str, Any]:
+    athletes = cohort.athletes.drop_duplicates("athlete_id").set_index("athlete_id")
+    labels: dict[str, Any] = {
+        "clinic_id": rows["clinic_id"].astype("string").fillna(NOT_RECORDED).to_numpy()
+    }
+    for name in by:
+        if name in ATHLETE_GROUPS:
+            values = athletes[name].astype("string").reindex(rows["athlete_id"].astype("string"))
+            labels[name] = values.fillna(NOT_RECORDED).to_numpy()
+    return labels
+
+
+def _status_counts(rows: pd.DataFrame) -> dict[str, int]:
+    counts = rows["status"].value_counts()
+    out = {status: int(counts.get(status, 0)) for status in STATUSES}
+    out["total"] = len(rows)
+    out["evaluable"] = out["recurred"] + out["no_recurrence"]
+    return out
+
+
+def _suppress_counts(counts: dict[str, int], min_cell: int) -> dict[str, Any]:
+    if counts["total"] < min_cell:
+        return {"suppressed": f"{SUPPRESSED} (< {min_cell})"}
+    return counts
+
+
+def breakdown_verdicts(
+    name: str, rows: pd.DataFrame, column: str, config: AuditConfig, min_cell: int
+) -> dict[str, Any]:
+    """Counts, metrics with CIs and a verdict for each value of ``column``."""
+    cells = []
+    keys = rows[column].astype("string")
+    ordered = sorted(keys.unique(), key=_sort_key)
+    for offset, group in enumerate(ordered):
+        part = rows.loc[(keys == group).to_numpy()]
+        cell: dict[str, Any] = {"group": str(group)}
+        if len(part) < min_cell:
+            cell.update(suppressed=True, n=f"{SUPPRESSED} (< {min_cell})", verdict=SUPPRESSED)
+            cells.append(cell)
+            continue
+        y = part["label"].to_numpy(dtype=np.float64)
+        w = part["weight"].to_numpy()
+        p = part["risk"].to_numpy()
+        known = w > 0
+        events = int(np.sum(y[known] == 1))
+        non_events = int(np.sum(y[known] == 0))
+        cell.update(
+            suppressed=False,
+            n=len(part),
+            counts=_status_counts(part),
+            expected_risk=float(p.mean()),
+            metrics={},
+        )
+        if events and non_events:
+            results = bootstrap_metrics(
+                y,
+                p,
+                w,
+                groups=part["athlete_id"].astype(str).to_numpy(),
+                n_boot=config.n_boot,
+                random_state=config.random_state + offset,
+                level=config.level,
+            )
+            cell["metrics"] = {
+                m: {"estimate": est, "low": low, "high": high}
+                for m, (est, low, high) in results.items()
+            }
+        cell["_events"] = (events, non_events)
+        cells.append(cell)
+    judged = [c for c in cells if not c["suppressed"] and min(c["_events"]) >= config.min_events]
+    tests = max(2 * len(judged), 1) if config.multiplicity == "bonferroni" else 1
+    for cell in cells:
+        if not cell["suppressed"]:
+            cell.update(_verdict(cell, config, tests))
+            del cell["_events"]
+    return {"by": name, "tests": tests, "cells": cells}
+
+
+def bootstrap_metrics(
+    y: np.ndarray,
+    p: np.ndarray,
+    w: np.ndarray,
+    groups: np.ndarray,
+    n_boot: int,
+    random_state: int,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float, float]]:
+    """``METRICS`` with bootstrap percentile intervals, every replicate computed at once.
+
+    The same estimates and resampling as ``models.evaluation.evaluate`` (athletes drawn
+    with replacement, IPCW weights times the times drawn), restricted to the evaluable
+    rows and vectorised across replicates: O/E and Brier are weighted sums, the AUC a
+    cumulative sum over the rows sorted by risk, and intercept and slope a batched
+    Newton-Raphson on the two-parameter logistic recalibration model started from the
+    full-sample fit. A per-replicate loop of logistic fits made an audit of a few
+    thousand episodes take tens of seconds; this takes well under one.
+
+    Returns:
+        ``{metric: (estimate, low, high)}``.
+    """
+    estimates = evaluate(y, p, w, n_boot=0, metrics=list(METRICS))
+    keep = ~np.isnan(y) & (w > 0)
+    y, p, w = y[keep], p[keep], w[keep]
+    _, index = np.unique(np.asarray(groups)[keep], return_inverse=True)
+    n_groups = int(index.max()) + 1
+    rng = np.random.default_rng(random_state)
+    draws = rng.integers(0, n_groups, size=(n_boot, n_groups))
+    offsets = (np.arange(n_boot)[:, None] * n_groups + draws).ravel()
+    times = np.bincount(offsets, minlength=n_boot * n_groups).reshape(n_boot, n_groups)
+    weights = times[:, index] * w[None, :]  # replicates x rows
+
+    x = logit_clipped(p)
+    total = weights.sum(axis=1)
+    observed = weights @ y
+    expected = weights @ p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = {
+            "observed_expected": observed / expected,
+            "brier": (weights @ (p - y) ** 2) / total,
+            "auc": _batched_auc(y, p, weights),
+            "calibration_intercept": _batched_intercept(
+                y, x, weights, estimates["calibration_intercept"][0]
+            ),
+            "calibration_slope": _batched_slope(y, x, weights),
+        }
+    alpha = (1 - level) / 2
+    out = {}
+    for metric in METRICS:
+        values = reps[metric]
+        values = values[np.isfinite(values)]
+        low, high = np.quantile(values, [alpha, 1 - alpha]) if values.size else (np.nan, np.nan)
+        out[metric] = (estimates[metric][0], float(low), float(high))
+    return out
+
+
+def _batched_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted AUC of each replicate (rows of ``weights``), ties counting one half."""
+    order = np.argsort(p, kind="stable")
+    ps, ys, ws = p[order], y[order], weights[:, order]
+    pos, neg = ws * ys, ws * (1 - ys)
+    start = np.searchsorted(ps, ps, side="left")
+    end = np.searchsorted(ps, ps, side="right")
+    cum = np.concatenate([np.zeros((len(ws), 1)), np.cumsum(neg, axis=1)], axis=1)
+    below = cum[:, start]
+    tied = cum[:, end] - below
+    return np.sum(pos * (below + 0.5 * tied), axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _batched_intercept(
+    y: np.ndarray, x: np.ndarray, weights: np.ndarray, start: float, max_steps: int = 50
+) -> np.ndarray:
+    """Calibration-in-the-large per replicate: logistic intercept with offset ``x``."""
+    a = np.full(len(weights), start if np.isfinite(start) else 0.0)
+    for _ in range(max_steps):
+        mu = expit(a[:, None] + x[None, :])
+        step = np.sum(weights * (y - mu), axis=1) / np.sum(weights * mu * (1 - mu), axis=1)
+        a = a + step
+        if not np.nanmax(np.abs(step)) > 1e-9:
+            break
+    return a
+
+
+def _batched_slope(
+    y: np.ndarray, x: np.ndarray, weights: np.ndarray, max_steps: int = 50
+) -> np.ndarray:
+    """Calibration slope per replicate: coefficient of ``x`` in ``logit P(y) = a + b x``.
+
+    Newton-Raphson from the full-sample fit (itself from a = 0, b = 1), so each replicate
+    needs a few steps; replicates that do not converge (quasi-separation in a small cell)
+    are dropped rather than reported.
+    """
+    full = weights.mean(axis=0, keepdims=True)
+    a, b, _ = _newton_slope(y, x, full, np.zeros(1), np.ones(1), max_steps)
+    a, b, converged = _newton_slope(
+        y, x, weights, np.repeat(a, len(weights)), np.repeat(b, len(weights)), max_steps
+    )
+    return np.where(converged, b, np.nan)
+
+
+def _newton_slope(
+    y: np.ndarray, x: np.ndarray, weights: np.ndarray, a: np.ndarray, b: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    converged = np.zeros(len(weights), dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(steps):
+            mu = expit(a[:, None] + b[:, None] * x[None, :])
+            r = weights * (y - mu)
+            h = weights * mu * (1 - mu)
+            g0, g1 = r.sum(axis=1), r @ x
+            h00, h01, h11 = h.sum(axis=1), h @ x, h @ (x * x)
+            det = h00 * h11 - h01**2
+            da = (h11 * g0 - h01 * g1) / det
+            db = (h00 * g1 - h01 * g0) / det
+            a, b = a + da, b + db
+            converged = np.abs(da) + np.abs(db) < 1e-8
+            if converged.all():
+                break
+    return a, b, converged & np.isfinite(b)
+
+
+def _sort_key(value: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
+
+
+def _verdict(cell: dict[str, Any], config: AuditConfig, tests: int) -> dict[str, Any]:
+    """The cell's verdict, its reasons and, when too few, how many outcomes are still needed."""
+    events, non_events = cell["_events"]
+    known = events + non_events
+    phi = min(max(cell["expected_risk"], 1e-3), 1 - 1e-3)
+    z_ci = norm.ppf(0.5 + config.level / 2)
+    half = config.oe_ci_width / 2
+    se_target = (math.log(1 + half) - math.log(max(1 - half, 1e-6))) / (2 * z_ci)
+    needed = math.ceil((1 - phi) / (phi * se_target**2))
+    needed = max(
+        needed, math.ceil(config.min_events / phi), math.ceil(config.min_events / (1 - phi))
+    )
+    z = norm.ppf(1 - config.alpha / (2 * tests))
+    reasons: list[str] = []
+    intervals: dict[str, list[float]] = {}
+    if min(events, non_events) >= config.min_events and cell["metrics"]:
+        for metric, log_scale in (("observed_expected", True), ("calibration_slope", False)):
+            found = cell["metrics"][metric]
+            est, low, high = found["estimate"], found["low"], found["high"]
+            if not all(np.isfinite([est, low, high])) or (log_scale and min(est, low) <= 0):
+                continue
+            f = np.log if log_scale else (lambda v: v)
+            inv = np.exp if log_scale else (lambda v: v)
+            se = (f(high) - f(low)) / (2 * z_ci)
+            lo, hi = float(inv(f(est) - z * se)), float(inv(f(est) + z * se))
+            intervals[metric] = [lo, hi]
+            if lo > 1 or hi < 1:
+                reasons.append(_reason(metric, est, lo, hi))
+    out: dict[str, Any] = {"verdict_interval": intervals, "outcomes_needed": needed}
+    if reasons:
+        return {**out, "verdict": RECALIBRATE, "reasons": reasons}
+    if known < needed or min(events, non_events) < config.min_events:
+        more = max(needed - known, 0)
+        more = max(
+            more,
+            math.ceil((config.min_events - events) / phi) if events < config.min_events else 0,
+            math.ceil((config.min_events - non_events) / (1 - phi))
+            if non_events < config.min_events
+            else 0,
+        )
+        return {
+            **out,
+            "verdict": TOO_FEW,
+            "additional_outcomes_needed": more,
+            "reasons": [
+                f"{known} known outcomes; about {more} more (some {math.ceil(more * phi)} "
+                f"recurrences) are needed for an O/E interval {config.oe_ci_width:g} wide"
+            ],
+        }
+    return {**out, "verdict": CALIBRATED, "reasons": []}
+
+
+def _reason(metric: str, est: float, lo: float, hi: float) -> str:
+    if metric == "observed_expected":
+        direction = (
+            "fewer recurrences than predicted: risks too high"
+            if hi < 1
+            else "more recurrences than predicted: risks too low"
+        )
+        return f"O/E {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) excludes 1, {direction}"
+    direction = "predictions too extreme (overfitted)" if hi < 1 else "predictions too moderate"
+    return f"slope {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) excludes 1, {direction}"
+
+
+def _overall_verdict(versions: list[dict[str, Any]]) -> str:
+    verdicts = [c["verdict"] for c in versions]
+    if RECALIBRATE in verdicts:
+        return RECALIBRATE
+    if verdicts and all(v == CALIBRATED for v in verdicts):
+        return CALIBRATED
+    return TOO_FEW
+
+
+def _curves(
+    rows: pd.DataFrame, config: AuditConfig, min_cell: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, Figure]]:
+    """Smoothed calibration and decision curves, overall and per version, with figures."""
+    thresholds = np.linspace(*config.thresholds, 51)
+    curves: dict[str, dict[str, Any]] = {"calibration": {}, "decision": {}}
+    figures: dict[str, Figure] = {}
+    parts = [("overall", "all model versions", rows)]
+    versions = sorted(rows["model_version"].unique(), key=int)
+    if len(versions) > 1:
+        parts += [
+            (f"v{v}", f"model version {v}", rows.loc[(rows["model_version"] == v).to_numpy()])
+            for v in versions
+        ]
+    for key, title, part in parts:
+        y = part["label"].to_numpy(dtype=np.float64)
+        w = part["weight"].to_numpy()
+        known = w > 0
+        if len(part) < min_cell or min(np.sum(y[known] == 1), np.sum(y[known] == 0)) < (
+            config.min_events
+        ):
+            continue
+        p = part["risk"].to_numpy()
+        groups = part["athlete_id"].astype(str).to_numpy()
+        calibration = calibration_curve(
+            y, p, w, groups=groups, n_boot=config.n_boot, random_state=config.random_state
+        )
+        decision = net_benefit(y, p, w, thresholds=thresholds)
+        curves["calibration"][key] = calibration.to_dict(orient="list")
+        curves["decision"][key] = decision.to_dict(orient="list")
+        figures[f"calibration_{key}"] = calibration_figure(calibration, f"Calibration, {title}")
+        figures[f"decision_{key}"] = decision_curve_figure(decision, f"Decision curve, {title}")
+    return curves, figures
+
+
+def _drift(
+    rows: pd.DataFrame,
+    features: pd.DataFrame,
+    references: Mapping[str, Mapping[str, Any]],
+    config: AuditConfig,
+    min_cell: int,
+) -> dict[str, dict[str, Any]]:
+    """PSI per feature of each version's audited episodes against its training reference."""
+    drift: dict[str, dict[str, Any]] = {}
+    for version in sorted(rows["model_version"].unique(), key=int):
+        reference = references.get(str(version))
+        positions = np.flatnonzero(
+            (rows["model_version"] == version).to_numpy() & rows["in_records"].to_numpy()
+        )
+        if reference is None:
+            drift[str(version)] = {"available": False, "reason": "no training reference found"}
+            continue
+        if positions.size < min_cell:
+            drift[str(version)] = {
+                "available": False,
+                "reason": f"{SUPPRESSED} (< {min_cell} episodes)",
+            }
+            continue
+        table = population_stability(features.loc[positions], reference)
+        shifted = table.loc[table["psi"] > PSI_MODERATE].head(config.drift_top)
+        drift[str(version)] = {
+            "available": True,
+            "episodes": int(positions.size),
+            "features": table.to_dict(orient="records"),
+            "most_shifted": shifted["feature"].tolist(),
+        }
+    return drift
+
+
+def _drift_figure(found: Mapping[str, Any], version: str) -> Figure:
+    table = pd.DataFrame(found["features"]).dropna(subset=["psi"]).head(12).iloc[::-1]
+    fig = Figure(figsize=(6.0, 0.3 * len(table) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    colours = ["#c0392b" if v > 0.25 else "#e67e22" if v > 0.1 else "#7f8c8d" for v in table["psi"]]
+    ax.barh(table["feature"].astype(str), table["psi"], color=colours)
+    # The conventional reading of PSI (Siddiqi 2006): 0.10 moderate, 0.25 major shift.
+    ax.axvline(0.10, color="#e67e22", linestyle="--", linewidth=1)
+    ax.axvline(0.25, color="#c0392b", linestyle="--", linewidth=1)
+    ax.set_xlabel("population stability index")
+    ax.set_title(f"Feature drift, model version {version}")
+    return fig
+
+
+def _json_ready(value: Any) -> Any:
+    """Plain JSON types, NaN and infinities as null."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or value is pd.NA:
+        return None
+    return str(value)
+
+
+# --- the edge ------------------------------------------------------------------------------------
+
+
+def run_audit(
+    folder: Path | str,
+    prediction_files: Sequence[Path | str],
+    out: Path | str,
+    config: AuditConfig,
+    features_config: FeaturesConfig,
+    *,
+    by: Sequence[str] | None = None,
+    min_cell: int | None = None,
+    today: dt.date | None = None,
+    log_to_mlflow: bool = False,
+) -> AuditRun:
+    """The ``audit`` command: read, audit, write report.html and report.json, maybe log.
+
+    Raises:
+        UnusableInputError: the cohort or a predictions file cannot be used.
+        HamriskError: an unknown ``--by`` group; the tracking store is unreachable.
+    """
+    from pipeline.report import render_html
+    from pipeline.validate import validate_cohort
+
+    today = today or dt.date.today()
+    predictions = read_predictions(prediction_files, config.model_name)
+    cohort = validate_cohort(folder, today=today).cohort
+    references = _load_references(config.model_name, predictions["model_version"].unique())
+    audit = audit_outcomes(
+        cohort,
+        predictions,
+        as_of=today,
+        config=config,
+        features_config=features_config,
+        by=by,
+        min_cell=min_cell,
+        references=references,
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = _write_atomic(out / "report.json", json.dumps(audit.document, indent=2))
+    html_path = _write_atomic(out / "report.html", render_html(audit.document, audit.figures))
+    run_id = _log_audit(audit, [html_path, json_path], config) if log_to_mlflow else None
+    return AuditRun(audit, html_path, json_path, run_id)
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    """Write through a temporary file in the same folder, so readers never see half a report."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _load_references(name: str, versions: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    """Each version's training reference, skipping versions the registry cannot provide.
+
+    Drift is context, not the verdict: an audit of predictions whose model is no longer
+    in this store still reports calibration, and says drift is unavailable.
+    """
+    from pipeline import registry
+
+    references: dict[str, Mapping[str, Any]] = {}
+    for version in versions:
+        try:
+            model = registry.load_risk_model(f"models:/{name}/{version}")
+            risk_model = model.unwrap_python_model().risk_model
+        except (HamriskError, OSError, AttributeError, Exception):  # noqa: BLE001
+            continue
+        reference = getattr(risk_model, "reference_", None)
+        if reference:
+            references[str(version)] = reference
+    return references
+
+
+def _log_audit(audit: Audit, artifacts: Sequence[Path], config: AuditConfig) -> str:
+    """Log the audit as an MLflow evaluation run linked to each audited model version."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipeline import registry
+
+    document = audit.document
+    name = document["audit"]["model_name"]
+    versions = document["audit"]["model_versions"]
+    with registry.connect() as client:
+        exp = registry.experiment_id(client, config.experiment_name)
+        with mlflow.start_run(
+            experiment_id=exp, run_name=f"audit {document['audit']['as_of']}"
+        ) as run:
+            mlflow.set_tags(
+                {
+                    "hamrisk.stage": "audit",
+                    "hamrisk.model_name": name,
+                    "hamrisk.model_versions": ",".join(versions),
+                    "hamrisk.verdict": audit.verdict,
+                    **{f"hamrisk.model_version.{v}": "audited" for v in versions},
+                }
+            )
+            mlflow.log_params(
+                {k: json.dumps(v) for k, v in document["audit"].items() if k != "model_versions"}
+            )
+            overall = document["breakdowns"][0]["cells"][0]
+            mlflow.log_metrics(_cell_metrics(overall, "overall."))
+            mlflow.log_metric("exit_code", audit.exit_code)
+            for cell in document["breakdowns"][1]["cells"]:
+                version = cell["group"]
+                try:
+                    found = client.get_model_version(name, version)
+                except MlflowException:
+                    found = None  # a version no longer in this store: the run tag remains
+                metrics = _cell_metrics(cell, "audit.")
+                if metrics:
+                    # Linked to the version's logged model, so its page lists the audit.
+                    model_id = getattr(found, "model_id", None)
+                    mlflow.log_metrics(metrics, model_id=model_id)
+                if found is not None:
+                    client.set_model_version_tag(name, version, "last_audit_run", run.info.run_id)
+                    client.set_model_version_tag(
+                        name, version, "last_audit_verdict", cell["verdict"]
+                    )
+            for path in artifacts:
+                mlflow.log_artifact(str(path), artifact_path="audit")
+        return run.info.run_id
+
+
+def _cell_metrics(cell: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for metric, found in (cell.get("metrics") or {}).items():
+        for key, value in found.items():
+            if value is not None:
+                out[f"{prefix}{metric}" + ("" if key == "estimate" else f"_ci_{key}")] = value
+    return out
