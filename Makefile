@@ -9,7 +9,7 @@ DEMO_DIR ?= demo
 DEMO_ATHLETES ?= 2000
 DEMO_SEED ?= 20261126
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean browser
 
 venv: $(STAMP)
 
@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@bash scripts/demo.sh "$(DEMO_DIR)" "$(DEMO_ATHLETES)" "$(DEMO_SEED)"
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+# Headless Chromium from Debian for the report's browser test (we run as root in CI).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

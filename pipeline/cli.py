@@ -442,3 +442,76 @@ def lookup(
     except HamriskError as exc:
         raise fail(exc) from None
     typer.echo(json.dumps(result.as_dict()) if json_output else format_lookup(result))
+
+
+# --- hamrisk audit: stored predictions against the outcomes known today ---
+
+
+@app.command("audit")
+def audit(
+    folder: Path = typer.Argument(..., help="Cohort folder with the current records."),
+    predictions: list[Path] = typer.Option(
+        ..., "--predictions", help="Predictions file from `hamrisk score` (repeatable)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for report.html and report.json."),
+    by: str | None = typer.Option(
+        None, "--by", help="Comma-separated groups (default: configs/audit.yaml)."
+    ),
+    min_cell: int | None = typer.Option(
+        None, "--min-cell", min=1, help="Suppress cells with fewer episodes than this."
+    ),
+    log_to_mlflow: bool = typer.Option(
+        False, "--log-to-mlflow", help="Log the audit as an MLflow run linked to each version."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Audit config (default: configs/audit.yaml)."
+    ),
+    today: datetime | None = typer.Option(
+        None, "--today", formats=["%Y-%m-%d"], help="Date of the audit (default: today)."
+    ),
+) -> None:
+    """Audit stored predictions against outcomes known today.
+
+    Exit 0 calibrated, 1 recalibration recommended, 2 unusable input, 3 too few outcomes.
+    """
+    from pipeline.audit import run_audit
+    from pipeline.config import AuditConfig, FeaturesConfig, load_config
+
+    try:
+        result = run_audit(
+            folder,
+            predictions,
+            out,
+            load_config(AuditConfig, config, name="audit"),
+            load_config(FeaturesConfig, name="features"),
+            by=[name.strip() for name in by.split(",") if name.strip()] if by else None,
+            min_cell=min_cell,
+            today=today.date() if today else None,
+            log_to_mlflow=log_to_mlflow,
+        )
+    except HamriskError as exc:
+        raise fail(exc) from None
+    except OSError as exc:
+        typer.echo(f"error: {out}: cannot write the report ({exc.strerror or exc})", err=True)
+        raise typer.Exit(code=2) from None
+    document = result.audit.document
+    counts = document["outcomes"]
+    typer.echo(f"verdict         {result.audit.verdict}")
+    for version, found in document["verdict"]["by_version"].items():
+        typer.echo(f"version {version:<8}{found['verdict']}" + "".join(
+            f"\n                - {reason}" for reason in found["reasons"]
+        ))
+    if "total" in counts:
+        typer.echo(
+            f"outcomes        {counts['recurred']:,} recurred, {counts['no_recurrence']:,} no "
+            f"recurrence, {counts['pending']:,} pending, {counts['censored']:,} censored, "
+            f"{counts['not_in_records']:,} not in records"
+        )
+    for version, found in (document.get("drift") or {}).items():
+        if found.get("most_shifted"):
+            typer.echo(f"drift v{version:<8}most shifted: {', '.join(found['most_shifted'])}")
+    if result.run_id:
+        typer.echo(f"mlflow run      {result.run_id}")
+    typer.echo(f"report          {result.html}")
+    typer.echo(f"figures         {result.json}")
+    raise typer.Exit(code=result.audit.exit_code)
