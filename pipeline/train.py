@@ -9,6 +9,9 @@ promotion decision.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,19 @@ KEY_METRICS = (
     "ece",
     "oe_ratio",
 )
+
+
+# Only tests set it: the run stops for an hour at the named stage (see ``_pause_point``), so
+# a test can kill it exactly there and check what the store holds.
+PAUSE_AT_ENV = "HAMRISK_TRAIN_PAUSE_AT"
+PAUSE_STAGES = ("logged", "registered")
+
+
+def _pause_point(stage: str) -> None:
+    """Announce ``stage`` on stderr and sleep when ``HAMRISK_TRAIN_PAUSE_AT`` names it."""
+    if os.environ.get(PAUSE_AT_ENV) == stage:
+        print(f"paused at {stage}", file=sys.stderr, flush=True)
+        time.sleep(3600)
 
 
 class TrainingDataError(HamriskError):
@@ -373,10 +389,12 @@ def train_model(
         TrackingError: the MLflow tracking server cannot be reached.
     """
     today = today or dt.date.today()
+    reg = train_config.registry
+    # An unreachable tracking server is reported now, not after minutes of model fitting.
+    registry.check_store()
     validation = validate_cohort(folder, today=today)
     data = prepare_training_data(validation.cohort, features_config, train_config, today)
     development = develop_model(data, train_config)
-    reg = train_config.registry
     champion = _champion_metrics(reg.model_name, development.test)
     metrics = {
         **_metric_dict("", development.metrics),
@@ -412,9 +430,14 @@ def train_model(
         input_example=registry.as_model_input(synthetic_input_example(data.features)),
         tags={"hamrisk.stage": "train", "hamrisk.candidate": development.candidate.kind},
     )
-    version = registry.register(run_id, reg.model_name)
+    _pause_point("logged")
+    # The gates are decided before the version exists, and the version is registered with
+    # its decision as a tag: a run killed before the alias moves leaves a complete version
+    # that says which alias it was meant to get, while the champion stays where it was.
     held_out = {k: float(development.metrics.loc[k, "estimate"]) for k in KEY_METRICS}
     decision = registry.decide_promotion(held_out, champion, reg.gates)
+    version = registry.register(run_id, reg.model_name, tags=registry.decision_tags(decision))
+    _pause_point("registered")
     registry.set_alias(reg.model_name, version, decision.alias)
     return TrainResult(
         validation=validation,
@@ -439,13 +462,15 @@ def format_training(result: TrainResult) -> str:
         f"records: {sum(c.rows for c in counts.values()):,} read, {set_aside:,} set aside"
         + (" (run `hamrisk validate` for the list)" if set_aside else ""),
         "episodes: " + ", ".join(f"{k.removeprefix('status_')} {v:,}" for k, v in d.counts.items()),
-        f"chosen: {d.candidate.kind} {dict(d.candidate.params)}, {d.model.calibration_} calibration",
+        f"chosen: {d.candidate.kind} {dict(d.candidate.params)}, "
+        f"{d.model.calibration_} calibration",
         "",
         "held-out athletes (95% bootstrap CI):",
         _table(d.metrics),
         "",
-        f"logistic baseline on the same athletes: AUC {d.baseline_metrics.loc['auc', 'estimate']:.3f},"
-        f" Brier {d.baseline_metrics.loc['brier', 'estimate']:.3f}",
+        "logistic baseline on the same athletes: "
+        f"AUC {d.baseline_metrics.loc['auc', 'estimate']:.3f}, "
+        f"Brier {d.baseline_metrics.loc['brier', 'estimate']:.3f}",
         f"temporal check (later episodes): AUC {d.temporal_metrics.loc['auc', 'estimate']:.3f},"
         f" O/E {d.temporal_metrics.loc['oe_ratio', 'estimate']:.2f},"
         f" slope {d.temporal_metrics.loc['calibration_slope', 'estimate']:.2f}",
