@@ -110,11 +110,13 @@ def simulate(
             random_state=settings.random_state if seed is None else seed,
             fmt=fmt,
         )
-    except FileExistsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
     except OSError as exc:
-        typer.echo(f"error: {out}: cannot write the cohort ({exc.strerror or exc})", err=True)
+        if exc.errno is None:  # the simulator's own refusal to mix formats in one folder
+            typer.echo(f"error: {exc}", err=True)
+        elif out.exists() and not out.is_dir():
+            typer.echo(f"error: {out}: is a file, not a folder for the cohort", err=True)
+        else:
+            typer.echo(f"error: {out}: cannot write the cohort ({exc.strerror or exc})", err=True)
         raise typer.Exit(code=2) from None
     for name, rows in summary.rows.items():
         typer.echo(f"{name:<15} {rows:>9,} rows")

@@ -99,6 +99,14 @@ def load_config(model: type[S], path: Path | str | None = None, *, name: str | N
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
@@ -113,6 +121,8 @@ def load_config(model: type[S], path: Path | str | None = None, *, name: str | N
                 problems.append(f"{key}: unknown key (check its spelling)")
             else:
                 problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        # A misspelt key also makes the key it was meant to be "required"; name it first.
+        problems.sort(key=lambda problem: "unknown key" not in problem)
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import errno
 import io
 import os
 import tempfile
@@ -63,6 +64,12 @@ def write_rejects(set_aside: pd.DataFrame, path: Path | str) -> None:
     The file appears complete or not at all: it is written next to its target and renamed.
     """
     path = Path(path)
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                # mkdir would report "File exists", which names neither the path nor the fix.
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp creates the file with mode 0o600, so no other user can read it at any point.
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

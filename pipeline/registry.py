@@ -192,6 +192,15 @@ def connect(uri: str | None = None) -> Iterator[MlflowClient]:
                 os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
+def check_store() -> None:
+    """Raise ``TrackingError`` now if the tracking store cannot be reached or read.
+
+    For commands that do minutes of work before their first MLflow call.
+    """
+    with connect() as client:
+        client.search_experiments(max_results=1)
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
     """The id of experiment ``name``, created with an absolute artifact location if new."""
     found = client.get_experiment_by_name(name)
@@ -433,11 +442,22 @@ class PromotionDecision:
     gates: list[GateResult]
 
 
-def register(run_id: str, name: str) -> int:
-    """Register the model logged by ``run_id`` as a new version of ``name``; return it."""
+def register(run_id: str, name: str, tags: Mapping[str, str] | None = None) -> int:
+    """Register the model logged by ``run_id`` as a new version of ``name``; return it.
+
+    ``tags`` are set on the version as it is created, not in a second call that a killed
+    run could miss.
+    """
     with connect():
-        version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", name)
+        version = mlflow.register_model(
+            f"runs:/{run_id}/{MODEL_ARTIFACT}", name, tags=dict(tags) if tags else None
+        )
         return int(version.version)
+
+
+def decision_tags(decision: PromotionDecision) -> dict[str, str]:
+    """Version tags recording the alias a new version is meant to get, and why."""
+    return {"hamrisk.decision": decision.alias, "hamrisk.reasons": "; ".join(decision.reasons)}
 
 
 def _metric(metrics: Mapping[str, float] | None, name: str) -> float | None:

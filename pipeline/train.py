@@ -390,10 +390,10 @@ def train_model(
     """
     today = today or dt.date.today()
     reg = train_config.registry
-    # An unreachable tracking server is reported now, not after minutes of model fitting.
-    registry.check_store()
     validation = validate_cohort(folder, today=today)
     data = prepare_training_data(validation.cohort, features_config, train_config, today)
+    # An unreachable tracking server is reported now, not after minutes of model fitting.
+    registry.check_store()
     development = develop_model(data, train_config)
     champion = _champion_metrics(reg.model_name, development.test)
     metrics = {
