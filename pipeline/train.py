@@ -196,6 +196,24 @@ def fit_candidate(
     ).fit(data.features, data.labels, data.weights, data.groups)
 
 
+def choose_candidate(
+    data: TrainingData, config: TrainConfig
+) -> tuple[CandidateConfig, pd.DataFrame]:
+    """The configured candidate with the lowest grouped-CV weighted log loss, and the table."""
+    selection = select_model(
+        data.features,
+        data.labels,
+        data.weights,
+        data.groups,
+        [c.model_dump() for c in config.model.candidates],
+        cv=config.model.cv_folds,
+        random_state=config.random_state,
+        monotone=MONOTONE,
+        categorical=CATEGORICAL,
+    )
+    return CandidateConfig.model_validate(selection.best), selection.table
+
+
 def _metrics(
     data: TrainingData, risk: np.ndarray, config: TrainConfig, n_boot: int
 ) -> pd.DataFrame:
@@ -240,18 +258,7 @@ def develop_model(data: TrainingData, config: TrainConfig) -> Development:
     """
     train_rows, test_rows = _split_by_athlete(data, config)
     train, test = data.subset(train_rows), data.subset(test_rows)
-    selection = select_model(
-        train.features,
-        train.labels,
-        train.weights,
-        train.groups,
-        [c.model_dump() for c in config.model.candidates],
-        cv=config.model.cv_folds,
-        random_state=config.random_state,
-        monotone=MONOTONE,
-        categorical=CATEGORICAL,
-    )
-    candidate = CandidateConfig.model_validate(selection.best)
+    candidate, selection_table = choose_candidate(train, config)
     model = fit_candidate(candidate, train, config)
     baseline = fit_candidate(config.model.baseline, train, config, n_bootstrap=0)
     test_risk = model.predict_risk(test.features)
@@ -317,7 +324,7 @@ def develop_model(data: TrainingData, config: TrainConfig) -> Development:
     return Development(
         model=model,
         candidate=candidate,
-        selection=selection.table,
+        selection=selection_table,
         metrics=metrics,
         baseline_metrics=baseline_metrics,
         temporal_metrics=temporal_metrics,

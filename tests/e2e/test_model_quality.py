@@ -16,9 +16,7 @@ import pytest
 
 from models.estimators import RiskModel
 from models.evaluation import weighted_auc
-from models.selection import select_model
 from pipeline.config import (
-    CandidateConfig,
     FeaturesConfig,
     SimulationConfig,
     TrainConfig,
@@ -26,7 +24,13 @@ from pipeline.config import (
 )
 from pipeline.io import write_tables
 from pipeline.simulate import simulate_cohort
-from pipeline.train import CATEGORICAL, MONOTONE, fit_candidate, prepare_training_data
+from pipeline.train import (
+    CATEGORICAL,
+    MONOTONE,
+    choose_candidate,
+    fit_candidate,
+    prepare_training_data,
+)
 from pipeline.validate import validate_cohort
 
 pytestmark = pytest.mark.slow
@@ -57,18 +61,8 @@ def quality(tmp_path_factory):
     config = load_config(TrainConfig, name="train")
     train, _ = _cohort(tmp_path, TRAIN_SEED)
     test, truth = _cohort(tmp_path, TEST_SEED)
-    selection = select_model(
-        train.features,
-        train.labels,
-        train.weights,
-        train.groups,
-        [c.model_dump() for c in config.model.candidates],
-        cv=config.model.cv_folds,
-        random_state=config.random_state,
-        monotone=MONOTONE,
-        categorical=CATEGORICAL,
-    )
-    model = fit_candidate(CandidateConfig.model_validate(selection.best), train, config)
+    candidate, _ = choose_candidate(train, config)
+    model = fit_candidate(candidate, train, config)
     baseline = fit_candidate(config.model.baseline, train, config, n_bootstrap=0)
     # What a generic pipeline does: censored episodes dropped, no weights, no calibration.
     dropping = RiskModel(

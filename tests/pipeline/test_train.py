@@ -1,0 +1,170 @@
+"""The training stage: reproducibility, behaviour of the registered model, leakage, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import build_feature_frame
+from pipeline.config import FeaturesConfig, TrainConfig, load_config
+from pipeline.episodes import index_episodes
+from pipeline.io import write_tables
+from pipeline.train import develop_model, prepare_training_data
+from pipeline.validate import validate_cohort
+
+FAST = Path(__file__).resolve().parent.parent / "data" / "train-fast.yaml"
+HAMRISK = str(Path(sys.executable).parent / "hamrisk")
+
+
+@pytest.fixture(scope="module")
+def features_config() -> FeaturesConfig:
+    return load_config(FeaturesConfig, name="features")
+
+
+@pytest.fixture
+def store(trained_model, monkeypatch):
+    monkeypatch.setenv("HAMRISK_HOME", str(trained_model["home"]))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return trained_model
+
+
+def _risk_model(uri):
+    from pipeline import registry
+
+    return registry.load_risk_model(uri).unwrap_python_model().risk_model
+
+
+def _frame(folder, today, features_config):
+    cohort = validate_cohort(folder, today=today).cohort
+    episodes = index_episodes(cohort, today, features_config.outcome)
+    return cohort, episodes, build_feature_frame(cohort, episodes, features_config)
+
+
+@pytest.mark.slow
+def test_same_data_config_and_seed_give_the_same_model_and_metrics(trained_model, features_config):
+    config = load_config(TrainConfig, FAST)
+    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
+    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    first, second = develop_model(data, config), develop_model(data, config)
+    pd.testing.assert_frame_equal(first.metrics, second.metrics)
+    np.testing.assert_array_equal(first.test_risk, second.test_risk)
+
+
+def test_monotone_directions_hold_on_the_registered_model(store):
+    model = _risk_model(store["uri"])
+    rows = pd.DataFrame([{}] * 6, columns=list(model.feature_names_in_))
+    base = model.prep_  # the frame must carry the fitted dtypes
+    assert base is not None
+    frame = rows.astype(
+        {
+            name: "float64" if kind != "categorical" else "string"
+            for name, kind in model.prep_.kinds_.items()
+        }
+    )
+    more_injuries = frame.assign(prior_injuries=np.arange(6, dtype=float))
+    assert np.all(np.diff(model.predict_risk(more_injuries)) >= 0)
+    more_symmetric = frame.assign(lsi_knee_flexors_last_session=np.linspace(0.6, 1.1, 6))
+    assert np.all(np.diff(model.predict_risk(more_symmetric)) <= 0)
+
+
+def test_later_records_change_neither_features_nor_predictions(store, features_config, tmp_path):
+    """Leakage: records dated after every prediction time are added; nothing moves."""
+    today = store["today"]
+    cohort, episodes, before = _frame(store["cohort"], today, features_config)
+    model = _risk_model(store["uri"])
+    later = pd.Timestamp(today) + pd.Timedelta(days=1)
+    # Strength tests and a new injury the day after the run date: not known at any
+    # prediction time. Written as files, so validation sees them like any clinic export.
+    tables = {name: frame.copy() for name, frame in cohort.tables().items()}
+    athlete = str(tables["athletes"]["athlete_id"].iloc[0])
+    extra_tests = pd.DataFrame(
+        {
+            "test_id": ["LATE1", "LATE2"],
+            "athlete_id": [athlete, athlete],
+            "test_date": [later, later],
+            "test": ["nordic_eccentric", "isokinetic_knee_flexion_concentric"],
+            "left": [50.0, 20.0],
+            "right": [400.0, 200.0],
+            "unit": ["N", "Nm"],
+        }
+    )
+    tables["strength_tests"] = pd.concat([tables["strength_tests"], extra_tests])
+    side = tables["injuries"].loc[tables["injuries"]["athlete_id"] == athlete, "side"].iloc[0]
+    extra_injury = pd.DataFrame(
+        {"injury_id": ["LATE-I"], "athlete_id": [athlete], "injury_date": [later], "side": [side]}
+    )
+    tables["injuries"] = pd.concat([tables["injuries"], extra_injury])
+    folder = tmp_path / "later"
+    write_tables(tables, folder)
+    # The run date moves forward with the records, as it would on the next nightly run.
+    cohort_later = validate_cohort(folder, today=later.date()).cohort
+    episodes_later = index_episodes(cohort_later, today, features_config.outcome)
+    after = build_feature_frame(cohort_later, episodes_later, features_config)
+    pd.testing.assert_frame_equal(before, after.loc[before.index])
+    np.testing.assert_array_equal(
+        model.predict_risk(before), model.predict_risk(after.loc[before.index])
+    )
+
+
+def test_predictions_do_not_depend_on_row_order_or_file_format(store, features_config, tmp_path):
+    today = store["today"]
+    cohort, _, reference = _frame(store["cohort"], today, features_config)
+    model = _risk_model(store["uri"])
+    rng = np.random.default_rng(5)
+    shuffled = {
+        name: frame.iloc[rng.permutation(len(frame))] for name, frame in cohort.tables().items()
+    }
+    folder = tmp_path / "shuffled-parquet"
+    write_tables(shuffled, folder, fmt="parquet")
+    _, _, frame = _frame(folder, today, features_config)
+    frame = frame.loc[reference.index]
+    pd.testing.assert_frame_equal(reference, frame)
+    np.testing.assert_array_equal(model.predict_risk(reference), model.predict_risk(frame))
+
+
+@pytest.mark.slow
+def test_the_cli_trains_registers_and_gates_each_new_version(store, tmp_path):
+    env = {"HAMRISK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    command = [HAMRISK, "train", str(store["cohort"]), "--config", str(FAST)]
+    command += ["--today", store["today"].isoformat()]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "registered hamstring-reinjury version 1 as champion" in first.stdout
+    # Same data, config and seed: the same model, which ties the champion and takes over.
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "version 2 as champion" in second.stdout
+    listed = subprocess.run(
+        [HAMRISK, "models", "list", "--config", str(FAST)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "champion" in listed.stdout and "Traceback" not in listed.stderr
+
+
+def test_a_cohort_too_small_to_train_is_a_clear_error(tmp_path):
+    from tests.conftest import FIXTURE_TODAY, valid_cohort_tables
+
+    folder = tmp_path / "tiny"
+    write_tables(valid_cohort_tables(), folder)
+    result = subprocess.run(
+        [HAMRISK, "train", str(folder), "--config", str(FAST), "--today", str(FIXTURE_TODAY)],
+        capture_output=True, text=True, env={"HAMRISK_HOME": str(tmp_path)}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "training needs at least 10 of each" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_training_reads_no_clock_inside_features(trained_model, features_config):
+    """Two runs with the same ``today`` give the same episodes whatever the wall clock."""
+    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
+    first = index_episodes(cohort, trained_model["today"], features_config.outcome)
+    second = index_episodes(cohort, dt.date(2026, 11, 1), features_config.outcome)
+    pd.testing.assert_frame_equal(first, second)
