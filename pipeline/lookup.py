@@ -478,6 +478,20 @@ def _suggestions(
                     f"{targets.lsi:.0%} of the uninvolved side",
                 )
             )
+    session = known.get("lsi_knee_flexors_last_session")
+    if (
+        "lsi_knee_flexors_last_session" in rm.feature_names_in_
+        and not _missing(session)
+        and session < targets.lsi
+    ):
+        changes.append(
+            (
+                "lsi_knee_flexors_last_session",
+                {"lsi_knee_flexors_last_session": targets.lsi},
+                f"knee-flexor strength symmetry from {session:.0%} to {targets.lsi:.0%} of "
+                "the other side",
+            )
+        )
     sprint = known.get("peak_sprint_pct")
     if not _missing(sprint) and sprint < targets.peak_sprint_pct:
         changes.append(
@@ -584,7 +598,8 @@ def format_lookup(result: LookupResult) -> str:
     if result.lower_risk:
         lines.append("would lower the risk")
         for suggestion in result.lower_risk:
-            lines.append(f"  {suggestion.change}: {result.risk:.0%} -> {suggestion.risk:.0%}")
+            # One decimal: a change of under a point would otherwise print as "36% -> 36%".
+            lines.append(f"  {suggestion.change}: {result.risk:.1%} -> {suggestion.risk:.1%}")
     if result.unknown:
         lines.append(
             f"not known     {result.unknown} of {result.known + result.unknown} features, "
