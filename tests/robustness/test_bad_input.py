@@ -168,3 +168,73 @@ def test_real_train_on_an_unusable_cohort_has_no_traceback(simulated, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "athletes.csv" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+# --- hamrisk audit on predictions files that are not what scoring wrote ----------------------
+
+
+def predictions_of(cohort: Path, model: str = "hamstring-reinjury") -> pd.DataFrame:
+    """A predictions file as ``hamrisk score`` writes it: one row per index episode."""
+    episodes = pd.read_csv(cohort / "return_to_run.csv", dtype=str, keep_default_na=False)
+    injuries = pd.read_csv(cohort / "injuries.csv", dtype=str).set_index("injury_id")
+    return pd.DataFrame(
+        {
+            "injury_id": episodes["injury_id"],
+            "athlete_id": injuries.loc[episodes["injury_id"], "athlete_id"].to_numpy(),
+            "clinic_id": episodes["clinic_id"],
+            "prediction_time": episodes["return_to_sport_date"].replace("", TODAY),
+            "provisional": episodes["return_to_sport_date"].eq(""),
+            "risk": 0.3,
+            "model_name": model,
+            "model_version": "1",
+        }
+    )
+
+
+def _write(frame: pd.DataFrame, path: Path, **kwargs) -> Path:
+    frame.to_csv(path, index=False, **kwargs)
+    return path
+
+
+AUDIT_CASES = {
+    # case: (predictions file from the valid frame, what stderr must say)
+    "missing_column": (
+        lambda frame, path: _write(frame.drop(columns="risk"), path),
+        r"missing column\(s\) risk \(hint: audit a file written by `hamrisk score`\)",
+    ),
+    "another_model": (
+        lambda frame, path: _write(frame.assign(model_name="hamstring-other"), path),
+        r"row 1: predictions of model 'hamstring-other', but this audit is of "
+        r"'hamstring-reinjury'",
+    ),
+    "no_rows": (lambda frame, path: _write(frame.head(0), path), "holds no rows"),
+    "empty_file": (lambda frame, path: path.write_bytes(b"") or path, "cannot read"),
+    "wrong_delimiter": (
+        lambda frame, path: _write(frame, path, sep=";"),
+        r"missing column\(s\) injury_id",
+    ),
+    "not_found": (lambda frame, path: path, "predictions file not found"),
+    "workbook": (
+        lambda frame, path: (
+            path.with_suffix(".xlsx").write_bytes(b"PK\x03\x04") or path.with_suffix(".xlsx")
+        ),
+        r"must be a \.csv or \.parquet file",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "message"), AUDIT_CASES.values(), ids=AUDIT_CASES.keys())
+def test_audit_of_a_bad_predictions_file_exits_2_naming_it(
+    simulated, tmp_path, private_home, make, message
+):
+    path = make(predictions_of(simulated), tmp_path / "predictions.csv")
+    result = CliRunner().invoke(
+        app,
+        ["audit", str(simulated), "--predictions", str(path), "--out", str(tmp_path / "audit"),
+         "--today", TODAY],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith(f"error: {path}: ") and result.stderr.count("\n") == 1
+    assert pd.Series([result.stderr]).str.contains(message).all(), result.stderr
+    assert not (tmp_path / "audit").exists()

@@ -157,3 +157,16 @@ def test_predictions_and_scoring_rejects_are_owner_only(
     # Nothing else beside them holds data (the lock file is empty).
     others = [p for p in out.parent.iterdir() if p not in (out, rejects)]
     assert all(p.stat().st_size == 0 for p in others), others
+    # The audit of those predictions names no athlete or episode, and is private too.
+    report = tmp_path / "audit"
+    audited = runner.invoke(
+        app,
+        ["audit", str(messy_cohort), "--predictions", str(out), "--out", str(report),
+         "--today", trained_model["today"].isoformat()],
+    )  # fmt: skip
+    assert audited.exit_code in (0, 1, 3), audited.output
+    assert sorted(p.name for p in report.iterdir()) == ["report.html", "report.json"]
+    assert found_identifiers(report, identifiers(messy_cohort)) == {}
+    assert found_identifiers(out.parent, identifiers(messy_cohort))  # the control: they are there
+    for path in report.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path.name
