@@ -150,7 +150,11 @@ def test_unreachable_tracking_server_fails_train_before_fitting(tmp_path):
     """A config whose fitting takes minutes, so a late failure would show as a timeout."""
     cohort = simulate(tmp_path / "cohort", athletes=300, seed=3)
     document = yaml.safe_load(TRAIN_FAST.read_text())
+    # About 100 s of fitting on this cohort: an error raised only after the fit times out.
     document["model"].update(n_bootstrap=200, cv_folds=10)
+    document["model"]["candidates"][0]["params"].update(
+        n_estimators=3000, num_leaves=31, min_child_samples=5
+    )
     config = tmp_path / "train-slow.yaml"
     config.write_text(yaml.safe_dump(document))
     uri = f"http://127.0.0.1:{free_port()}"
