@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -25,10 +26,12 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.cohort import TABLES
-from tests.robustness.conftest import simulate
+from tests.robustness.conftest import run_hamrisk, simulate
 
 TODAY = "2026-11-01"
 MAX_EXAMPLES = 100
+# Each of these starts the installed command (about 2 s), so they are fewer.
+INSTALLED_EXAMPLES = 10
 TALLY: Counter[str] = Counter()
 
 
@@ -153,15 +156,31 @@ def damage_file(folder: Path, kind: str, table: str, where: int, junk: bytes) ->
 runner = CliRunner()
 
 
-@settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(edits=frame_edits(), damage=file_damage())
-def validate_corrupt_cohort(edits, damage):
+@dataclass(frozen=True)
+class Answer:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def invoke_in_process(folder: Path) -> Answer:
+    """The Typer app in this process: fast, and a crash surfaces as the exception itself."""
+    result = runner.invoke(app, ["validate", str(folder), "--json", "--today", TODAY])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        TALLY["crashes"] += 1
+        raise result.exception
+    return Answer(result.exit_code, result.stdout, result.stderr)
+
+
+def invoke_installed(folder: Path) -> Answer:
+    """The installed ``hamrisk`` command in its own process."""
+    proc = run_hamrisk("validate", str(folder), "--json", "--today", TODAY, home=folder.parent)
+    if "Traceback" in proc.stderr:
+        TALLY["crashes"] += 1
+    return Answer(proc.returncode, proc.stdout, proc.stderr)
+
+
+def check_corrupt_cohort(edits, damage, invoke) -> None:
     TALLY["cohorts"] += 1
     tables = apply_edits(edits)
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,11 +190,8 @@ def validate_corrupt_cohort(edits, damage):
             frame.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
         for kind, table, where, junk in damage:
             damage_file(folder, kind, table, where, junk)
-        result = runner.invoke(app, ["validate", str(folder), "--json", "--today", TODAY])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        TALLY["crashes"] += 1
-        raise result.exception
-    assert "Traceback" not in result.output
+        result = invoke(folder)
+    assert "Traceback" not in result.stdout + result.stderr
     assert result.exit_code in (0, 1, 2)
     document = json.loads(result.stdout)
     TALLY[f"exit {result.exit_code}"] += 1
@@ -195,16 +211,38 @@ def validate_corrupt_cohort(edits, damage):
         assert all(1 <= row <= counts["rows"] for row in rows)
 
 
+SETTINGS = {
+    "derandomize": True,
+    "database": None,
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+
+
+@settings(max_examples=MAX_EXAMPLES, **SETTINGS)
+@given(edits=frame_edits(), damage=file_damage())
+def validate_corrupt_cohort(edits, damage):
+    check_corrupt_cohort(edits, damage, invoke_in_process)
+
+
+@settings(max_examples=INSTALLED_EXAMPLES, **SETTINGS)
+@given(edits=frame_edits(), damage=file_damage())
+def validate_corrupt_cohort_installed(edits, damage):
+    check_corrupt_cohort(edits, damage, invoke_installed)
+
+
 @pytest.mark.slow
 def test_corrupt_cohorts_never_crash_validate(capsys):
     TALLY.clear()
     validate_corrupt_cohort()
+    validate_corrupt_cohort_installed()
     with capsys.disabled():
         print(
-            f"\nhamrisk validate --json: {TALLY['cohorts']} corrupt cohorts, "
-            f"{TALLY['crashes']} crashes; exit codes: "
+            f"\nhamrisk validate --json: {TALLY['cohorts']} corrupt cohorts "
+            f"({INSTALLED_EXAMPLES} through the installed command), {TALLY['crashes']} crashes; "
             + ", ".join(f"{k} x{v}" for k, v in sorted(TALLY.items()) if k.startswith("exit"))
         )
+    assert TALLY["cohorts"] >= MAX_EXAMPLES + INSTALLED_EXAMPLES
     assert TALLY["crashes"] == 0
     # Every kind of outcome was reached, so the damage is neither too mild nor too harsh.
     assert TALLY["exit 0"] and TALLY["exit 1"] and TALLY["exit 2"]
