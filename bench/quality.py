@@ -155,8 +155,18 @@ class CompleteCaseLogistic:
         return self.model_.predict_proba(x.to_numpy())[:, 1]
 
 
+def lightgbm_candidate(chosen: CandidateConfig, config: TrainConfig) -> CandidateConfig:
+    """The chosen candidate when it is a LightGBM, else the first configured LightGBM."""
+    if chosen.kind == "lightgbm":
+        return chosen
+    for candidate in config.model.candidates:
+        if candidate.kind == "lightgbm":
+            return candidate
+    return CandidateConfig(kind="lightgbm")
+
+
 def _naive_lightgbm(candidate: CandidateConfig, data: TrainingData, config: TrainConfig):
-    """The chosen LightGBM with the same calibration, fitted without IPCW.
+    """A LightGBM with hamrisk's calibration and constraints, fitted without IPCW.
 
     ``sample_weight=None`` makes :class:`RiskModel` drop every episode whose outcome is
     unknown and weigh the rest equally: a generic ML pipeline's handling of censoring.
@@ -251,7 +261,7 @@ def run_quality(
                 "constant": np.full(len(test.labels), base_rate),
                 "logistic_complete_case": logistic.predict_risk(test.features),
                 "lightgbm_drop_censored": _naive_lightgbm(
-                    candidate, train, train_config
+                    lightgbm_candidate(candidate, train_config), train, train_config
                 ).predict_risk(test.features),
                 "hamrisk": fit_candidate(
                     candidate, train, train_config, n_bootstrap=0
@@ -324,7 +334,6 @@ def render_quality(b: QualityBench) -> str:
         part = main[main["model"] == model]
         cells = [_cell(part[m], 4 if m in ("mse", "bias") else 3) for m in METRICS]
         lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " |")
-    chosen = sorted(set(b.candidates.values()))
     lines += [
         "",
         "The models:",
@@ -337,13 +346,14 @@ def render_quality(b: QualityBench) -> str:
         + "; training keeps only episodes with a known outcome and every predictor recorded"
         f" (median {b.complete_case_share:.0%} of the training episodes); blanks in the test"
         " cohort take the training means.",
-        "- **LightGBM dropping censored episodes**: hamrisk's chosen LightGBM with the same"
-        " monotone constraints and calibration, fitted with `sample_weight=None`, which drops"
-        " every episode whose outcome is unknown and weighs the rest equally (no IPCW).",
+        "- **LightGBM dropping censored episodes**: hamrisk's chosen candidate when it is a"
+        " LightGBM, else the first LightGBM of `configs/train.yaml`, with the same monotone"
+        " constraints and calibration, fitted with `sample_weight=None`, which drops every"
+        " episode whose outcome is unknown and weighs the rest equally (no IPCW).",
         "- **hamrisk**: `pipeline.train.fit_candidate` with the candidate that the configured"
         " grouped cross-validation (`models.selection.select_model`, as in `develop_model`)"
         f" chose on each seed's {s.main_size:,}-athlete training cohort: "
-        + "; ".join(f"`{c}`" for c in chosen)
+        + "; ".join(f"seed {seed}: `{c}`" for seed, c in sorted(b.candidates.items()))
         + ". The same candidate is refitted at every learning-curve size. Bootstrap members"
         " (`n_bootstrap`) only widen the interval and are left out; the point risk is the same.",
     ]
