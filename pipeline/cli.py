@@ -164,7 +164,7 @@ def models_list(name: str | None = NAME_OPTION, config: Path | None = TRAIN_CONF
         versions = registry.list_versions(name)
     except HamriskError as exc:
         raise fail(exc) from None
-    typer.echo(f"model {name} at {registry.tracking_uri()}")
+    typer.echo(f"model {name} at {registry.shown_uri(registry.tracking_uri())}")
     if versions.empty:
         typer.echo("no versions yet (run `hamrisk train`)")
         return

@@ -22,11 +22,12 @@ import math
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +42,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
+from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.config import GatesConfig
 from pipeline.errors import HamriskError
@@ -98,6 +100,15 @@ def tracking_uri() -> str:
     return "sqlite:///" + (project_home() / "mlruns.db").as_posix()
 
 
+def shown_uri(uri: str) -> str:
+    """``uri`` as printed in messages and logs: a password in it is replaced by ``***``."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
+
+
 def _is_http(uri: str) -> bool:
     return urlparse(uri).scheme in ("http", "https")
 
@@ -150,9 +161,30 @@ def _check_reachable(uri: str) -> None:
         return
     except OSError as exc:  # URLError, refused connections and timeouts
         reason = getattr(exc, "reason", exc)
+        shown = shown_uri(uri)
         raise TrackingError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); start it, or unset "
+            f"MLflow tracking server {shown} is unreachable ({reason}); start it, or unset "
             "MLFLOW_TRACKING_URI to use the embedded store in the project folder"
+        ) from None
+
+
+def _check_sqlite(uri: str, db: Path) -> None:
+    """Raise ``TrackingError`` now unless ``db`` can be opened as a SQLite database.
+
+    MLflow retries a database it cannot open for minutes, and reports a file that is not a
+    database with a raw SQLAlchemy traceback; both are a wrong path a user can fix.
+    """
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        # Creates an empty database when there is none, as MLflow itself would.
+        with closing(sqlite3.connect(db, timeout=PROBE_TIMEOUT_SECONDS)) as connection:
+            connection.execute("PRAGMA schema_version")
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        shown = shown_uri(uri)
+        raise TrackingError(
+            f"MLflow store {shown}: cannot open {db} as a SQLite database ({reason}); check "
+            "MLFLOW_TRACKING_URI or HAMRISK_HOME"
         ) from None
 
 
@@ -176,14 +208,20 @@ def connect(uri: str | None = None) -> Iterator[MlflowClient]:
             _check_reachable(uri)
         db = _sqlite_path(uri)
         if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
+            _check_sqlite(uri, db)
         saved_env = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(uri)
         _active_uris.append(uri)
         try:
             yield MlflowClient(tracking_uri=uri, registry_uri=uri)
         except MlflowException as exc:
-            raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
+            raise TrackingError(f"MLflow store {shown_uri(uri)}: {exc.message}") from None
+        except (SQLAlchemyError, ImportError) as exc:
+            # A database MLflow cannot use, or a database URI whose driver is not installed
+            # (postgresql:// without psycopg): the store is unusable, not the code broken.
+            reason = str(exc).splitlines()[0]
+            shown = shown_uri(uri)
+            raise TrackingError(f"MLflow store {shown}: cannot be used ({reason})") from None
         finally:
             _active_uris.pop()
             # set_tracking_uri also writes MLFLOW_TRACKING_URI; put the user's value back.

@@ -486,7 +486,7 @@ def format_training(result: TrainResult) -> str:
         lines += ["", "optimism-corrected (bootstrap, whole cohort):", _table(d.optimism)]
     lines += [
         "",
-        f"MLflow run {result.run_id} at {registry.tracking_uri()}",
+        f"MLflow run {result.run_id} at {registry.shown_uri(registry.tracking_uri())}",
         f"registered {result.model_name} version {result.version} as {result.decision.alias}: "
         + "; ".join(result.decision.reasons),
     ]

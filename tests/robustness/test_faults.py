@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -170,6 +172,54 @@ def test_unreachable_tracking_server_fails_train_before_fitting(tmp_path):
         assert proc.stderr.startswith(f"error: MLflow tracking server {uri} is unreachable")
         assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "mlruns.db").exists()
+
+
+def _not_a_database(tmp_path: Path) -> str:
+    (tmp_path / "notes.db").write_text("not a database\n")
+    return f"sqlite:///{tmp_path}/notes.db"
+
+
+def _postgres_without_driver(tmp_path: Path) -> str:
+    if importlib.util.find_spec("psycopg") or importlib.util.find_spec("psycopg2"):
+        pytest.skip("a PostgreSQL driver is installed")
+    return "postgresql://clinician:s3cret@127.0.0.1:1/mlflow"
+
+
+STORES = {
+    # case: (MLFLOW_TRACKING_URI for a tmp_path, what the one error line must say)
+    "unopenable_sqlite": (
+        lambda tmp_path: "sqlite:////proc/hamrisk/mlruns.db",
+        r"cannot open /proc/hamrisk/mlruns\.db as a SQLite database",
+    ),
+    "not_a_database": (
+        _not_a_database,
+        r"notes\.db as a SQLite database \(file is not a database\)",
+    ),
+    "driver_missing": (
+        _postgres_without_driver,
+        r"postgresql://clinician:\*\*\*@127\.0\.0\.1:1/mlflow: cannot be used \(No module named",
+    ),
+    "server_with_password": (
+        lambda tmp_path: f"http://clinician:s3cret@127.0.0.1:{free_port()}",
+        r"MLflow tracking server http://clinician:\*\*\*@127\.0\.0\.1:\d+ is unreachable",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make_uri", "message"), STORES.values(), ids=STORES.keys())
+def test_unusable_tracking_store_is_one_clear_line_without_the_password(
+    tmp_path, monkeypatch, make_uri, message
+):
+    """MLflow would retry a database it cannot open for minutes, or print SQLAlchemy's
+    traceback; a password in the URI must not reach the terminal or a log."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", make_uri(tmp_path))
+    started = time.monotonic()
+    result = runner.invoke(app, ["models", "list"])
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.count("\n") == 1 and re.search(message, result.stderr), result.stderr
+    assert "s3cret" not in result.output
 
 
 # --- outputs that cannot be written --------------------------------------------------------------
