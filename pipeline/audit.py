@@ -150,6 +150,14 @@ def _read_predictions_file(path: Path, model_name: str) -> pd.DataFrame:
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise AuditInputError(path, f"cannot read the predictions file ({exc})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    header = str(raw.columns[0]) if len(raw.columns) == 1 else ""
+    delimiter = next((d for d in (";", "\t", "|") if d in header), None)
+    if missing and delimiter is not None:
+        raise AuditInputError(
+            path,
+            f"the header is separated by {delimiter!r}, not by commas",
+            "re-export the predictions as comma-separated CSV",
+        )
     if missing:
         raise AuditInputError(
             path,

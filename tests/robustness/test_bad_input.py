@@ -203,7 +203,7 @@ AUDIT_CASES = {
     "empty_file": (lambda frame, path: path.write_bytes(b"") or path, "cannot read"),
     "wrong_delimiter": (
         lambda frame, path: _write(frame, path, sep=";"),
-        r"missing column\(s\) injury_id",
+        r"the header is separated by ';', not by commas",
     ),
     "not_found": (lambda frame, path: path, "predictions file not found"),
     "workbook": (
