@@ -155,9 +155,16 @@ def _git_commit() -> str:
             text=True,
             check=True,
         ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "bench", "pipeline", "features", "models"],
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return head
+    return f"{head} with uncommitted changes to the code" if changed else head
 
 
 def machine() -> dict[str, str]:
