@@ -113,7 +113,11 @@ def validate_cohort(folder: Path | str, today: date | None = None) -> Validation
         read, found = reads[table], failures[table]
         rejected = np.zeros(len(read.frame), dtype=bool)
         rejected[found["position"].to_numpy(dtype="int64")] = True
-        accepted_frames[table] = read.frame.loc[~rejected].reset_index(drop=True)
+        # Without a rejected row the frame is used as it is: a copy of a large table
+        # would double its memory for nothing.
+        accepted_frames[table] = (
+            read.frame.loc[~rejected].reset_index(drop=True) if rejected.any() else read.frame
+        )
         counts[table] = TableCounts(
             rows=len(read.frame),
             accepted=int((~rejected).sum()),
