@@ -500,9 +500,10 @@ def audit(
     counts = document["outcomes"]
     typer.echo(f"verdict         {result.audit.verdict}")
     for version, found in document["verdict"]["by_version"].items():
-        typer.echo(f"version {version:<8}{found['verdict']}" + "".join(
-            f"\n                - {reason}" for reason in found["reasons"]
-        ))
+        typer.echo(
+            f"version {version:<8}{found['verdict']}"
+            + "".join(f"\n                - {reason}" for reason in found["reasons"])
+        )
     if "total" in counts:
         typer.echo(
             f"outcomes        {counts['recurred']:,} recurred, {counts['no_recurrence']:,} no "
