@@ -37,37 +37,17 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from pipeline import schemas
 from pipeline.cohort import TABLES
 from pipeline.config import SimulationConfig
 from pipeline.io import FORMATS, write_tables
+from pipeline.schemas import BAMIC_SITES as SITES
+from pipeline.schemas import DISCIPLINES, LEVELS, MECHANISMS, SIDES, TESTS
 
-LEVELS = ("recreational", "competitive", "elite")
-DISCIPLINES = (
-    "sprint",
-    "middle_distance",
-    "long_distance",
-    "trail_ultra",
-    "multisport",
-    "team_sport",
-    "other",
-)
-MUSCLES = (
-    "biceps_femoris_long_head",
-    "biceps_femoris_short_head",
-    "semitendinosus",
-    "semimembranosus",
-)
-MECHANISMS = ("high_speed_running", "stretching", "other")
-SITES = ("a", "b", "c")
-SIDES = ("L", "R")
-TESTS = (
-    "nordic_eccentric",
-    "isometric_knee_flexion",
-    "isokinetic_knee_flexion_concentric",
-    "isokinetic_knee_flexion_eccentric",
-    "isokinetic_knee_extension_concentric",
-)
-TEST_UNITS = ("N", "N", "Nm", "Nm", "Nm")
+# The contract's vocabularies, in the order the simulation config's shares refer to them.
+# "unknown" is how a missing muscle reads, not a muscle to draw.
+MUSCLES = tuple(m for m in schemas.MUSCLES if m != "unknown")
+TEST_UNITS = tuple(schemas.TEST_UNITS[t] for t in TESTS)
 FLEXOR = np.array([t != "isokinetic_knee_extension_concentric" for t in TESTS])
 NORDIC = TESTS.index("nordic_eccentric")
 REHAB_SESSIONS = ("early", "mid", "return")
