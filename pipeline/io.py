@@ -170,19 +170,24 @@ def read_cohort_tables(folder: Path | str) -> dict[str, TableRead]:
 def _read_csv(path: Path) -> pd.DataFrame:
     """Every cell of a contract CSV as text, with the header checked for what breaks reading."""
     data = path.read_bytes()
-    text = _decode(path, data)
-    # Only the header line is needed as text: splitting the whole file into lines would
-    # hold millions of small strings at once (the decode above only proves it is UTF-8).
-    end = text.find("\n")
-    first_line = (text if end < 0 else text[:end]).rstrip("\r")
-    del text
+    # Only the header line is decoded here: a text copy of the whole file (or its lines as
+    # millions of small strings) would multiply the peak memory of a large export. Arrow
+    # checks the rest is UTF-8; any doubt goes through _decode, which names the bad byte.
+    end = data.find(b"\n")
+    try:
+        first_line = (data if end < 0 else data[:end]).decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        first_line = _decode(path, data)  # raises, naming the byte and line
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"PK\x03\x04")):
+        _decode(path, data)  # raises: UTF-16 or a spreadsheet, with the fix
     if not first_line.strip():
         raise UnusableInputError(path, "has no header row", "the first line must name the columns")
     header = next(csv.reader([first_line]))
     _check_delimiter(path, first_line, header)
     cells = _read_well_formed_csv(data, len(header))
     if cells is not None:
-        return _named_columns(cells)
+        return cells
+    _decode(path, data)  # a file Arrow could not read may not be UTF-8: say so first
     try:
         # header=None: the header row fixes the field count, so a data row with more fields
         # is an error instead of pandas silently turning the first column into an index.
@@ -204,7 +209,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _read_well_formed_csv(data: bytes, n_columns: int) -> pd.DataFrame | None:
-    """Every cell as text with Arrow's CSV reader, or ``None`` when a row is malformed.
+    """Every cell as text under its header name with Arrow's CSV reader, or ``None`` when
+    a row is malformed.
 
     Arrow keeps text in compact buffers instead of one Python object per cell, which cuts
     reading time and peak memory several-fold on large exports. Any row it cannot parse
@@ -225,15 +231,22 @@ def _read_well_formed_csv(data: bytes, n_columns: int) -> pd.DataFrame | None:
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
                 null_values=[],
-                check_utf8=False,
+                check_utf8=True,
                 auto_dict_encode=False,
                 include_missing_columns=False,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
+    if table.num_rows == 0:
+        return None
+    # The first row names the columns (as in _named_columns); slicing and selecting in
+    # Arrow are zero-copy, so the cells are converted to pandas exactly once.
+    names = [str(table.column(i)[0].as_py()) for i in range(table.num_columns)]
+    keep = [i for i, name in enumerate(names) if name.strip()]
+    table = table.select(keep).slice(1).rename_columns([names[i] for i in keep])
     text = pd.StringDtype("pyarrow", na_value=np.nan)
-    return table.to_pandas(types_mapper=lambda _: text)
+    return table.to_pandas(types_mapper=lambda _: text, self_destruct=True, split_blocks=True)
 
 
 def _named_columns(cells: pd.DataFrame) -> pd.DataFrame:
