@@ -17,7 +17,7 @@ import errno
 import io
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +91,8 @@ class TableRead:
         path: the file it was read from.
         frame: contract columns in contract order with the dtypes of ``pipeline.cohort``
             (missing optional columns added as all missing), then any extra columns.
-        source: the cells exactly as read (text for CSV), to quote offending values.
+        source: the cells exactly as read (text for CSV), to quote offending values,
+            indexed by position (0-based data row); after ``keep_source_rows`` only some rows.
         failures: cells that are not a valid value of their column's type: ``position``
             (0-based data row), ``column``, ``rule``.
     """
@@ -101,6 +102,15 @@ class TableRead:
     frame: pd.DataFrame
     source: pd.DataFrame
     failures: pd.DataFrame
+
+    def keep_source_rows(self, positions: np.ndarray | pd.Series) -> TableRead:
+        """This read with ``source`` cut to the rows at ``positions``, the rest let go.
+
+        Every cell of a large export as text would otherwise stay in memory beside its
+        typed frame for as long as the read is kept.
+        """
+        rows = np.unique(np.asarray(positions, dtype="int64"))
+        return replace(self, source=self.source.iloc[rows])
 
 
 def find_table_file(folder: Path | str, table: str) -> Path:

@@ -20,7 +20,7 @@ import pyarrow as arrow
 import pyarrow.compute as arrow_compute
 
 from pipeline.cohort import TABLES, Cohort
-from pipeline.io import FAILURE_COLUMNS, TableRead, read_cohort_tables, write_rejects
+from pipeline.io import FAILURE_COLUMNS, TableRead, find_table_file, read_table, write_rejects
 from pipeline.schemas import PRIMARY_KEYS, ROW_RULE_COLUMNS, table_schema
 
 __all__ = [
@@ -104,8 +104,16 @@ def validate_cohort(folder: Path | str, today: date | None = None) -> Validation
         UnusableInputError: the folder or a table cannot be read as the contract says.
     """
     today = today if today is not None else date.today()
-    reads = read_cohort_tables(folder)
-    failures = {table: _single_table_failures(read, today) for table, read in reads.items()}
+    paths = {table: find_table_file(folder, table) for table in TABLES}
+    reads, failures = {}, {}
+    for table, path in paths.items():
+        # One table at a time, keeping its cells as text only for the rows that broke a
+        # single-table rule: those are quoted as written. Cross-table rules name id and date
+        # cells of otherwise valid rows, which the typed frame quotes as the file shows them.
+        read = read_table(path, table)
+        failures[table] = _single_table_failures(read, today)
+        reads[table] = read.keep_source_rows(failures[table]["position"])
+        del read  # the whole source must go before the next table is read
     failures = _cross_table_failures(reads, failures)
 
     set_aside_parts, counts, accepted_frames = [], {}, {}
@@ -271,12 +279,12 @@ def _describe(read: TableRead, found: pd.DataFrame) -> pd.DataFrame:
     positions = found["position"].to_numpy(dtype="int64")
     values = np.empty(len(found), dtype=object)
     for column, rows in found.groupby("column", sort=False).indices.items():
-        values[rows] = _cells_text(read.source, positions[rows], column.split(","))
+        values[rows] = _cells_text(read, positions[rows], column.split(","))
     return pd.DataFrame(
         {
             "table": read.table,
             "row": positions + 1,
-            "key": _cells_text(read.source, positions, [PRIMARY_KEYS[read.table]]),
+            "key": _cells_text(read, positions, [PRIMARY_KEYS[read.table]]),
             "column": found["column"].to_numpy(dtype=object),
             "rule": found["rule"].to_numpy(dtype=object),
             "value": values,
@@ -288,20 +296,45 @@ def _dtype(name: str) -> str:
     return "int64" if name == "row" else "object"
 
 
-def _cells_text(source: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> list[str]:
-    """The cells as the file shows them; several columns are quoted as ``name=value; ...``."""
+def _cells_text(read: TableRead, positions: np.ndarray, columns: list[str]) -> list[str]:
+    """The cells as the file shows them; several columns are quoted as ``name=value; ...``.
+
+    Rows kept in ``read.source`` are quoted from it; any other row broke only cross-table
+    rules, which name id and date cells that read back from the typed frame unchanged.
+    """
+    source = read.source
+    from_source = np.isin(positions, source.index.to_numpy())
     texts = []
     for column in columns:
-        if column in source.columns:
-            texts.append([_cell_text(v) for v in source[column].iloc[positions]])
-        else:
+        if column not in source.columns:
             texts.append([""] * len(positions))
+            continue
+        cells = np.empty(len(positions), dtype=object)
+        if from_source.any():
+            kept = source[column].loc[positions[from_source]]
+            cells[from_source] = [_cell_text(v) for v in kept]
+        if not from_source.all():
+            typed = read.frame[column].iloc[positions[~from_source]]
+            was_datetime = pd.api.types.is_datetime64_any_dtype(source[column].dtype)
+            cells[~from_source] = [_typed_cell_text(v, was_datetime) for v in typed]
+        texts.append(cells.tolist())
     if len(columns) == 1:
         return texts[0]
     return [
         "; ".join(f"{c}={t}" for c, t in zip(columns, row, strict=True))
         for row in zip(*texts, strict=True)
     ]
+
+
+def _typed_cell_text(value: object, was_datetime: bool) -> str:
+    """A typed-frame cell as ``_cell_text`` quotes the source cell it was read from.
+
+    A text column read from Parquet datetimes holds ``str(timestamp)``, which parses back to
+    the very timestamp.
+    """
+    if was_datetime and isinstance(value, str):
+        return _cell_text(pd.Timestamp(value))
+    return _cell_text(value)
 
 
 def _cell_text(value: object) -> str:
