@@ -104,6 +104,18 @@ def validate_cohort(folder: Path | str, today: date | None = None) -> Validation
         UnusableInputError: the folder or a table cannot be read as the contract says.
     """
     today = today if today is not None else date.today()
+    # Arrow's default allocator (mimalloc) keeps what the text of each table and the checks'
+    # temporaries freed, so the peak grew with every table read; the system allocator hands
+    # it back. Buffers remember their pool, so switching back afterwards is safe.
+    previous_pool = arrow.default_memory_pool()
+    arrow.set_memory_pool(arrow.system_memory_pool())
+    try:
+        return _validate_tables(folder, today)
+    finally:
+        arrow.set_memory_pool(previous_pool)
+
+
+def _validate_tables(folder: Path | str, today: date) -> ValidationResult:
     paths = {table: find_table_file(folder, table) for table in TABLES}
     reads, failures = {}, {}
     for table, path in paths.items():
