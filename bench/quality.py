@@ -31,13 +31,13 @@ from models.evaluation import (
     log_loss,
     weighted_auc,
 )
-from models.selection import select_model
 from pipeline.config import CandidateConfig, FeaturesConfig, SimulationConfig, TrainConfig
 from pipeline.simulate import simulate_cohort, write_simulated
 from pipeline.train import (
     CATEGORICAL,
     MONOTONE,
     TrainingData,
+    choose_candidate,
     fit_candidate,
     prepare_training_data,
 )
@@ -200,18 +200,7 @@ def _choose_candidate(data: TrainingData, config: TrainConfig) -> CandidateConfi
     """``develop_model``'s choice: grouped cross-validation over the configured candidates."""
     if len(config.model.candidates) == 1:
         return config.model.candidates[0]
-    selection = select_model(
-        data.features,
-        data.labels,
-        data.weights,
-        data.groups,
-        [c.model_dump() for c in config.model.candidates],
-        cv=config.model.cv_folds,
-        random_state=config.random_state,
-        monotone=MONOTONE,
-        categorical=CATEGORICAL,
-    )
-    return CandidateConfig.model_validate(selection.best)
+    return choose_candidate(data, config)[0]
 
 
 def _describe(candidate: CandidateConfig) -> str:

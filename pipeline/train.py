@@ -46,16 +46,6 @@ from pipeline.validate import ValidationResult, validate_cohort
 
 MONOTONE: dict[str, int] = {s.name: s.direction for s in FEATURES if s.direction}
 CATEGORICAL: list[str] = [s.name for s in FEATURES if s.kind == "categorical"]
-# The held-out metrics logged to MLflow and read by the promotion gates.
-KEY_METRICS = (
-    "auc",
-    "brier",
-    "log_loss",
-    "calibration_slope",
-    "calibration_intercept",
-    "ece",
-    "oe_ratio",
-)
 
 
 # Only tests set it: the run stops for an hour at the named stage (see ``_pause_point``), so
@@ -441,7 +431,7 @@ def train_model(
     # The gates are decided before the version exists, and the version is registered with
     # its decision as a tag: a run killed before the alias moves leaves a complete version
     # that says which alias it was meant to get, while the champion stays where it was.
-    held_out = {k: float(development.metrics.loc[k, "estimate"]) for k in KEY_METRICS}
+    held_out = {k: float(development.metrics.loc[k, "estimate"]) for k in registry.METRIC_NAMES}
     decision = registry.decide_promotion(held_out, champion, reg.gates)
     version = registry.register(run_id, reg.model_name, tags=registry.decision_tags(decision))
     _pause_point("registered")
