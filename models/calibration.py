@@ -93,6 +93,13 @@ class SigmoidCalibrator:
         design = np.column_stack([np.asarray(score, dtype=np.float64), np.ones(len(score))])
         # A tiny ridge keeps the fit finite on perfectly separable folds.
         self.slope_, self.intercept_ = fit_weighted_logistic(design, y, w, ridge=1e-6)
+        if self.slope_ < 0:
+            # A higher score may never mean a lower risk. Cross-fitted scores of a weak model
+            # on a small cohort can run against the outcome by chance (each held-out fold
+            # leans away from what its training folds saw); the maximum likelihood with the
+            # slope held at or above zero is then the flat fit, the weighted event rate.
+            self.slope_ = 0.0
+            (self.intercept_,) = fit_weighted_logistic(np.ones((len(score), 1)), y, w, ridge=1e-6)
         return self
 
     def predict(self, score: np.ndarray) -> np.ndarray:
