@@ -23,7 +23,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bench.measure import progress
-from models.estimators import RiskModel
 from models.evaluation import (
     brier_score,
     calibration_intercept,
@@ -34,9 +33,8 @@ from models.evaluation import (
 from pipeline.config import CandidateConfig, FeaturesConfig, SimulationConfig, TrainConfig
 from pipeline.simulate import simulate_cohort, write_simulated
 from pipeline.train import (
-    CATEGORICAL,
-    MONOTONE,
     TrainingData,
+    candidate_model,
     choose_candidate,
     fit_candidate,
     prepare_training_data,
@@ -171,16 +169,9 @@ def _naive_lightgbm(candidate: CandidateConfig, data: TrainingData, config: Trai
     ``sample_weight=None`` makes :class:`RiskModel` drop every episode whose outcome is
     unknown and weigh the rest equally: a generic ML pipeline's handling of censoring.
     """
-    return RiskModel(
-        kind=candidate.kind,
-        params=dict(candidate.params),
-        monotone=MONOTONE if candidate.kind == "lightgbm" else None,
-        categorical=CATEGORICAL,
-        calibration=config.model.calibration,
-        cv=config.model.cv_folds,
-        n_bootstrap=0,
-        random_state=config.random_state,
-    ).fit(data.features, data.labels, None, data.groups)
+    return candidate_model(candidate, config, n_bootstrap=0).fit(
+        data.features, data.labels, None, data.groups
+    )
 
 
 def _scores(test: TrainingData, true_risk: np.ndarray, risk: np.ndarray) -> dict[str, float]:

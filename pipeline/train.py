@@ -167,13 +167,10 @@ def prepare_training_data(
     )
 
 
-def fit_candidate(
-    candidate: CandidateConfig,
-    data: TrainingData,
-    config: TrainConfig,
-    n_bootstrap: int | None = None,
+def candidate_model(
+    candidate: CandidateConfig, config: TrainConfig, n_bootstrap: int | None = None
 ) -> RiskModel:
-    """Fit one candidate with the configured calibration on ``data``."""
+    """The unfitted :class:`RiskModel` of one candidate with the configured calibration."""
     return RiskModel(
         kind=candidate.kind,
         params=dict(candidate.params),
@@ -183,7 +180,19 @@ def fit_candidate(
         cv=config.model.cv_folds,
         n_bootstrap=config.model.n_bootstrap if n_bootstrap is None else n_bootstrap,
         random_state=config.random_state,
-    ).fit(data.features, data.labels, data.weights, data.groups)
+    )
+
+
+def fit_candidate(
+    candidate: CandidateConfig,
+    data: TrainingData,
+    config: TrainConfig,
+    n_bootstrap: int | None = None,
+) -> RiskModel:
+    """Fit one candidate with the configured calibration on ``data``."""
+    return candidate_model(candidate, config, n_bootstrap).fit(
+        data.features, data.labels, data.weights, data.groups
+    )
 
 
 def choose_candidate(
@@ -267,16 +276,7 @@ def develop_model(data: TrainingData, config: TrainConfig) -> Development:
         and config.evaluation.optimism_boot
     ):
         optimism = optimism_corrected(
-            lambda X, y, w, g: RiskModel(
-                kind=candidate.kind,
-                params=dict(candidate.params),
-                monotone=MONOTONE if candidate.kind == "lightgbm" else None,
-                categorical=CATEGORICAL,
-                calibration=config.model.calibration,
-                cv=config.model.cv_folds,
-                n_bootstrap=0,
-                random_state=config.random_state,
-            ).fit(X, y, w, g),
+            lambda X, y, w, g: candidate_model(candidate, config, n_bootstrap=0).fit(X, y, w, g),
             data.features,
             data.labels,
             data.weights,

@@ -168,3 +168,24 @@ def test_training_reads_no_clock_inside_features(trained_model, features_config)
     first = index_episodes(cohort, trained_model["today"], features_config.outcome)
     second = index_episodes(cohort, dt.date(2026, 11, 1), features_config.outcome)
     pd.testing.assert_frame_equal(first, second)
+
+
+@pytest.mark.slow
+def test_small_cohorts_get_the_bootstrap_optimism_correction(trained_model, features_config):
+    config = load_config(TrainConfig, FAST)
+    config = config.model_copy(
+        update={
+            "evaluation": config.evaluation.model_copy(
+                update={"optimism_boot": 2, "small_cohort_episodes": 10**6}
+            )
+        }
+    )
+    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
+    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    optimism = develop_model(data, config).optimism
+    assert optimism is not None
+    assert set(optimism.index) >= {"auc", "brier", "calibration_slope"}
+    np.testing.assert_allclose(
+        optimism["corrected"], optimism["apparent"] - optimism["optimism"], rtol=1e-12
+    )
+    assert (optimism["n_boot"] == 2).all()
