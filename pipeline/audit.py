@@ -39,8 +39,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +60,7 @@ from pipeline.cohort import Cohort
 from pipeline.config import AuditConfig, FeaturesConfig
 from pipeline.episodes import index_episodes
 from pipeline.errors import HamriskError, UnusableInputError
+from pipeline.io import atomic_file
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "injury_id",
@@ -833,14 +832,8 @@ def run_audit(
 
 def _write_atomic(path: Path, text: str) -> Path:
     """Write through a temporary file in the same folder, so readers never see half a report."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as stream:
+        stream.write(text)
     return path
 
 

@@ -17,8 +17,11 @@ import errno
 import io
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -71,11 +74,23 @@ def write_rejects(set_aside: pd.DataFrame, path: Path | str) -> None:
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
             break
     path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp creates the file with mode 0o600, so no other user can read it at any point.
+    with atomic_file(path) as out:
+        set_aside.to_csv(out, index=False, lineterminator="\n")
+
+
+@contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file that appears at ``path`` complete or not at all, readable by its owner only.
+
+    Written next to its target and renamed over it on success; removed on any failure,
+    a kill included (a rename is atomic within a folder). ``mkstemp`` creates it with mode
+    0o600, so no other user can read it at any point: outputs hold athlete ids.
+    """
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            set_aside.to_csv(out, index=False, lineterminator="\n")
+        with os.fdopen(handle, mode, **text) as out:
+            yield out
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -21,7 +21,6 @@ import math
 import os
 import re
 import sqlite3
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,12 +140,12 @@ def _write_cache(path: Path, risk_model: Any) -> None:
     """Write atomically; a cache that cannot be written only costs the next lookup time."""
     import cloudpickle
 
+    from pipeline.io import atomic_file
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=".risk_model.", dir=path.parent)
-        with os.fdopen(handle, "wb") as out:
+        with atomic_file(path, "wb") as out:
             cloudpickle.dump(risk_model, out)
-        os.replace(temp, path)
     except OSError:
         return
 
