@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -44,6 +45,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from models.additive import AdditiveTables, tabulate
 from models.calibration import CALIBRATORS, choose_calibration
 from models.drift import build_reference
 
@@ -156,6 +158,20 @@ def _lightgbm_rounds(params: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     return params, rounds
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """What the model says of each row: risk, its interval, and what drives it.
+
+    ``contributions`` (log-odds, before calibration, one column per feature) is ``None``
+    when not asked for.
+    """
+
+    risk: np.ndarray
+    risk_low: np.ndarray
+    risk_high: np.ndarray
+    contributions: pd.DataFrame | None
+
+
 class RiskModel(ClassifierMixin, BaseEstimator):
     """Calibrated probability of a recurrence within the window, from a feature frame.
 
@@ -175,7 +191,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     Fitted attributes: ``feature_names_in_``, ``n_features_in_``, ``classes_``,
     ``prep_``, ``classifier_``, ``calibrator_``, ``calibration_``, ``calibration_losses_``,
     ``members_``, ``base_rate_`` (weighted event rate of the training episodes),
-    ``reference_`` (binned training distributions, see :mod:`models.drift`).
+    ``reference_`` (binned training distributions, see :mod:`models.drift`),
+    ``additive_`` (step tables of the classifier and members when every tree splits on one
+    feature, as boosted stumps do; ``None`` otherwise; see :mod:`models.additive`).
     """
 
     def __init__(
@@ -260,6 +278,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         calibration_scores = oof if oof is not None else self._raw_score(self.classifier_, m)
         self.calibrator_ = CALIBRATORS[method]().fit(calibration_scores, yk, wk)
         self.members_ = self._fit_members(m, yk, wk, gk, rng)
+        self.additive_ = self._tabulate()
         if self.kind == "lightgbm":
             self.path_table_ = _path_table(self.classifier_, self.n_features_in_)
         if self.kind == "logistic":
@@ -438,7 +457,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated risk of a recurrence within the window, one per row."""
         m = self._matrix(X)
-        return self.calibrator_.predict(self._raw_score(self.classifier_, m))
+        tables = self._additive()
+        if tables is not None:
+            main = tables.raw_scores(tables.bins(m), ensembles=[0])[:, 0]
+        else:
+            main = self._raw_score(self.classifier_, m)
+        return self.calibrator_.predict(main)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """``(n, 2)``: probability of no recurrence, of a recurrence."""
@@ -468,21 +492,73 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             ValueError: the model was fitted with ``n_bootstrap=0`` (or too few athletes),
                 or ``level`` is outside (0, 1).
         """
+        assessed = self.assess(X, level, contributions=False)
+        return assessed.risk_low, assessed.risk_high
+
+    def assess(
+        self, X: pd.DataFrame, level: float = 0.95, contributions: bool = True
+    ) -> Assessment:
+        """Risk, its interval (:meth:`predict_interval`) and, if asked, the contributions
+        (:meth:`contributions`, SHAP), from one pass over ``X``.
+
+        Equal to calling the three methods, at the cost of about one: the features are
+        prepared once, and the trees are walked once for the model and its members (for an
+        additive ensemble, one table look-up per feature serves them all).
+
+        Raises:
+            ValueError: as :meth:`predict_interval`.
+        """
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1) (got {level})")
-        m = self._matrix(X)
         if len(self.members_) < 2:
             raise ValueError("no bootstrap ensemble: fit with n_bootstrap >= 2 for intervals")
-        main = self._raw_score(self.classifier_, m)
-        spread = np.empty((len(self.members_), len(m)))
-        for k, member in enumerate(self.members_):
-            spread[k] = self._raw_score(member, m)
+        m = self._matrix(X)
+        tables = self._additive()
+        values = None
+        if tables is not None:
+            bins = tables.bins(m)
+            raw = tables.raw_scores(bins)
+            main, spread = raw[:, 0], raw[:, 1:].T.copy()
+            if contributions:
+                values = tables.contributions(bins)
+        else:
+            if contributions and isinstance(self.classifier_, lgb.Booster):
+                # SHAP values sum, with the bias column, to the raw score: no second walk.
+                shap = self.classifier_.predict(m, pred_contrib=True)
+                values, main = shap[:, :-1], shap.sum(axis=1)
+            else:
+                main = self._raw_score(self.classifier_, m)
+                if contributions:
+                    values = self._logistic_contributions(m)
+            spread = np.empty((len(self.members_), len(m)))
+            for k, member in enumerate(self.members_):
+                spread[k] = self._raw_score(member, m)
         spread -= spread.mean(axis=0)
         low, high = np.quantile(spread, [(1 - level) / 2, (1 + level) / 2], axis=0)
         risk = self.calibrator_.predict(main)
         lo = np.minimum(self.calibrator_.predict(main + low), risk)
         hi = np.maximum(self.calibrator_.predict(main + high), risk)
-        return lo, hi
+        frame = (
+            None
+            if values is None
+            else pd.DataFrame(values, columns=list(self.feature_names_in_), index=X.index)
+        )
+        return Assessment(risk, lo, hi, frame)
+
+    def _tabulate(self) -> AdditiveTables | None:
+        if self.kind != "lightgbm":
+            return None
+        categories = {
+            j: len(self.prep_.categories_[self.feature_names_in_[j]])
+            for j in self.prep_.categorical_index_
+        }
+        return tabulate([self.classifier_, *self.members_], self.n_features_in_, categories)
+
+    def _additive(self) -> AdditiveTables | None:
+        # Models fitted before the tables existed get them on first use.
+        if not hasattr(self, "additive_"):
+            self.additive_ = self._tabulate()
+        return self.additive_
 
     def contributions(
         self, X: pd.DataFrame, method: Literal["shap", "path"] = "shap"
@@ -503,15 +579,23 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if method not in ("shap", "path"):
             raise ValueError(f'method must be "shap" or "path" (got {method!r})')
         m = self._matrix(X)
-        if isinstance(self.classifier_, lgb.Booster) and method == "shap":
+        tables = self._additive()
+        if tables is not None:
+            # Additive ensemble: SHAP and path attributions coincide (every change along a
+            # path is credited to the tree's one feature), and the tables hold both.
+            values = tables.contributions(tables.bins(m))
+        elif isinstance(self.classifier_, lgb.Booster) and method == "shap":
             values = self.classifier_.predict(m, pred_contrib=True)[:, :-1]
         elif isinstance(self.classifier_, lgb.Booster):
             values = _path_contributions(self.classifier_, self.path_table_, m)
         else:
-            z = self.classifier_[:-1].transform(m)
-            coef = self.classifier_[-1].coef_[0]
-            values = ((z - self.design_mean_) * coef) @ self.design_map_
+            values = self._logistic_contributions(m)
         return pd.DataFrame(values, columns=list(self.feature_names_in_), index=X.index)
+
+    def _logistic_contributions(self, m: np.ndarray) -> np.ndarray:
+        z = self.classifier_[:-1].transform(m)
+        coef = self.classifier_[-1].coef_[0]
+        return ((z - self.design_mean_) * coef) @ self.design_map_
 
 
 def _path_table(booster: lgb.Booster, n_features: int) -> np.ndarray:

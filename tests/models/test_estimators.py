@@ -16,9 +16,12 @@ from models.estimators import RiskModel, make_risk_model
 from tests.models.conftest import CATEGORICAL, MONOTONE
 
 SMALL_LGB = {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 7}
+STUMPS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 2, "extra_trees": True}
 
 
 def _model(kind: str = "lightgbm", **kwargs) -> RiskModel:
+    if kind == "stumps":
+        kind, kwargs = "lightgbm", {"params": STUMPS, **kwargs}
     options = dict(
         kind=kind,
         params=SMALL_LGB if kind == "lightgbm" else None,
@@ -32,7 +35,7 @@ def _model(kind: str = "lightgbm", **kwargs) -> RiskModel:
     return RiskModel(**options)
 
 
-@pytest.fixture(scope="module", params=["lightgbm", "logistic"])
+@pytest.fixture(scope="module", params=["lightgbm", "stumps", "logistic"])
 def fitted(request, episodes) -> RiskModel:
     return _model(request.param).fit(episodes.X, episodes.y, episodes.w, episodes.groups)
 
@@ -153,6 +156,49 @@ def test_contributions_add_up_to_the_raw_score(fitted, holdout, method):
     offset = raw - contrib.sum(axis=1).to_numpy()
     # The remainder is one constant (the expected value / intercept at the mean).
     np.testing.assert_allclose(offset, offset[0], atol=1e-8)
+
+
+def test_assess_equals_the_separate_methods(fitted, holdout):
+    X = holdout.X.iloc[:400]
+    assessed = fitted.assess(X, level=0.9)
+    np.testing.assert_allclose(assessed.risk, fitted.predict_risk(X), rtol=0, atol=1e-12)
+    low, high = fitted.predict_interval(X, level=0.9)
+    # Rounding apart: with contributions, LightGBM's raw score is their sum.
+    np.testing.assert_allclose(assessed.risk_low, low, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(assessed.risk_high, high, rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(assessed.contributions, fitted.contributions(X), atol=1e-12)
+    assert fitted.assess(X, contributions=False).contributions is None
+
+
+def test_stumps_are_scored_from_step_tables_that_match_the_trees(fitted, holdout):
+    if fitted.kind == "logistic":
+        assert fitted.additive_ is None
+        return
+    if fitted.params["num_leaves"] > 2:
+        assert fitted.additive_ is None  # trees with interactions are walked by LightGBM
+        return
+    assert fitted.additive_ is not None
+    X = holdout.X.iloc[:500]
+    m = fitted.prep_.transform(X)
+    # Against LightGBM walking the very same trees: rounding apart, the same numbers.
+    walked = fitted.calibrator_.predict(fitted.classifier_.predict(m, raw_score=True))
+    np.testing.assert_allclose(fitted.predict_risk(X), walked, rtol=0, atol=1e-12)
+    shap = fitted.classifier_.predict(m, pred_contrib=True)[:, :-1]
+    np.testing.assert_allclose(fitted.contributions(X).to_numpy(), shap, rtol=0, atol=1e-10)
+    members = np.array([b.predict(m, raw_score=True) for b in fitted.members_])
+    main = fitted.classifier_.predict(m, raw_score=True)
+    spread = members - members.mean(axis=0)
+    low = np.quantile(spread, 0.025, axis=0)
+    expected = np.minimum(fitted.calibrator_.predict(main + low), walked)
+    np.testing.assert_allclose(fitted.predict_interval(X)[0], expected, rtol=0, atol=1e-12)
+
+
+def test_a_model_pickled_without_step_tables_builds_them(fitted, holdout):
+    X = holdout.X.iloc[:100]
+    old = pickle.loads(pickle.dumps(fitted))
+    del old.additive_
+    np.testing.assert_array_equal(old.predict_risk(X), fitted.predict_risk(X))
+    assert (old.additive_ is None) == (fitted.additive_ is None)
 
 
 def test_calibration_improves_a_miscalibrated_by_design_model(episodes, holdout):
