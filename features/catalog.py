@@ -51,6 +51,8 @@ class FeatureSpec:
         says: words for a present value; gets the value and the episode's feature row.
         missing: words for a missing value.
         minimum: the smallest value the column can take, when there is one.
+        context: the other columns of the row ``says`` reads (most read none): a phrase
+            is fixed by the value and these, so a batch can say each distinct one once.
     """
 
     name: str
@@ -60,12 +62,13 @@ class FeatureSpec:
     says: Callable[[Any, Mapping[str, Any]], str] = field(repr=False)
     missing: str
     minimum: float | None = None
+    context: tuple[str, ...] = ()
 
     def phrase(self, value: Any, row: Mapping[str, Any] | None = None) -> str:
         """The value in a clinician's words; ``row`` (the episode's features) adds context."""
         if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             return self.missing
-        return self.says(value, row or {})
+        return self.says(value, row if row is not None else {})
 
 
 def _count(n: float, one: str, many: str) -> str:
@@ -197,6 +200,7 @@ def _rehab_features() -> list[FeatureSpec]:
             "days from injury to return to sport",
             lambda v, r: f"returned to sport {_days(v)} after injury{_grade_usually(v, r)}",
             "not yet returned to sport", 0,
+            context=("bamic_grade", "return_to_sport_time_vs_grade"),
         ),
         FeatureSpec(
             "return_to_sport_time_vs_grade", "numeric", 0,
@@ -208,7 +212,7 @@ def _rehab_features() -> list[FeatureSpec]:
                 if not pd.isna(r.get("bamic_grade", float("nan")))
                 else " the grade usually needs"
             ),
-            "time to return against grade not known", 0,
+            "time to return against grade not known", 0, context=("bamic_grade",),
         ),
     ]  # fmt: skip
     for phase, what in PHASES.items():

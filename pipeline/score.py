@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.errors
+import pyarrow as pa
+import pyarrow.compute as pa_compute
+import pyarrow.parquet as pq
+from pyarrow import csv as pa_csv
 
 from features import build_feature_frame
-from features.catalog import FEATURES_BY_NAME
+from features.catalog import FEATURES_BY_NAME, FeatureSpec
 from models.explain import top_factors
 from pipeline.cohort import Cohort
 from pipeline.config import FeaturesConfig, RiskBandsConfig, ScoreConfig
@@ -104,53 +108,78 @@ def risk_band(risk: np.ndarray, base_rate: float, bands: RiskBandsConfig) -> np.
     ).astype(object)
 
 
-class _Row(Mapping[str, Any]):
-    """One episode's feature values, read from per-column arrays without building a dict."""
+class _Columns(dict[str, np.ndarray]):
+    """A feature frame's columns as object arrays, converted on first use."""
 
-    def __init__(self, columns: dict[str, np.ndarray], position: int) -> None:
-        self._columns = columns
-        self._position = position
+    def __init__(self, features: pd.DataFrame) -> None:
+        super().__init__()
+        self._features = features
 
-    def __getitem__(self, key: str) -> Any:
-        return self._columns[key][self._position]
+    def __missing__(self, name: str) -> np.ndarray:
+        self[name] = self._features[name].to_numpy(dtype=object)
+        return self[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._columns)
+        return iter(self._features.columns)
 
     def __len__(self) -> int:
-        return len(self._columns)
+        return len(self._features.columns)
 
 
-def direction_words(contribution: float) -> str:
-    """How a contribution on the log-odds scale moves the risk, in words."""
-    return "raises risk" if contribution > 0 else "lowers risk"
+def factors_text(features: pd.DataFrame, contributions: pd.DataFrame, k: int = 3) -> np.ndarray:
+    """Per row, the ``k`` largest contributions in words, largest first:
+    ``"knee flexors 82% of the other side at the last strength session (raises risk); ..."``.
 
-
-def describe_factors(
-    features: pd.DataFrame, contributions: pd.DataFrame, k: int = 3
-) -> list[list[tuple[str, float]]]:
-    """Per row, the ``k`` largest contributions as (words for the value, contribution).
-
-    Features that do not move the risk at all (contribution 0) are left out.
+    Features that do not move the risk at all (contribution 0) are left out. A feature's
+    phrase is fixed by its value and its declared context columns, so each distinct one is
+    said once per batch: ages, counts, grades and categories repeat a lot.
     """
     chosen = top_factors(contributions, k)
-    columns = {name: features[name].to_numpy(dtype=object) for name in features.columns}
-    described: list[list[tuple[str, float]]] = []
-    for i in range(len(features)):
-        row = _Row(columns, i)
-        described.append(
-            [
-                (FEATURES_BY_NAME[name].phrase(row[name], row), float(value))
-                for name, value in zip(chosen.names[i], chosen.values[i], strict=True)
-                if value != 0
-            ]
-        )
-    return described
+    n, k = chosen.names.shape
+    columns = _Columns(features)
+    words = np.empty((n, k), dtype=object)
+    for rank in range(k):
+        names = chosen.names[:, rank]
+        for name in pd.unique(names):
+            rows = np.flatnonzero(names == name)
+            spec = FEATURES_BY_NAME[name]
+            context = {c: columns[c][rows] for c in spec.context}
+            words[rows, rank] = _say(spec, columns[name][rows], context)
+    # The contribution is on the log-odds scale: its sign is the direction. Joined column
+    # by column, as whole arrays: a Python join per row costs more than the phrases.
+    text = np.full(n, "", dtype=object)
+    for rank in range(k):
+        value = chosen.values[:, rank]
+        direction = np.where(value > 0, " (raises risk)", " (lowers risk)").astype(object)
+        joined = text + np.where(text == "", "", "; ").astype(object) + words[:, rank] + direction
+        text = np.where(value != 0, joined, text)
+    return text
 
 
-def factors_text(factors: list[tuple[str, float]]) -> str:
-    """``"involved side 82% of uninvolved at last Nordic test (raises risk); ..."``."""
-    return "; ".join(f"{words} ({direction_words(value)})" for words, value in factors)
+def _say(spec: FeatureSpec, values: np.ndarray, context: dict[str, np.ndarray]) -> np.ndarray:
+    """``spec``'s phrase for each value (an object array), each distinct one said once.
+
+    A signed zero is said as zero: 0.0 and -0.0 are one value here.
+    """
+    said = np.full(len(values), spec.missing, dtype=object)
+    present = np.flatnonzero(~pd.isna(values))
+    if not context:
+        codes, distinct = pd.factorize(values[present])
+        phrases = [spec.phrase(v + 0.0 if isinstance(v, float) else v) for v in distinct]
+        said[present] = np.asarray(phrases, dtype=object)[codes]
+        return said
+    # Keys hold None for a missing context value: pd.NA refuses comparison.
+    keys = [np.where(pd.isna(column), None, column) for column in context.values()]
+    memo: dict[tuple[Any, ...], str] = {}
+    for i in present:
+        row = {c: column[i] for c, column in context.items()}
+        value = values[i] + 0.0 if isinstance(values[i], float) else values[i]
+        key = (value, *(k[i] for k in keys))
+        phrase = memo.get(key)
+        if phrase is None:
+            phrase = memo[key] = spec.phrase(value, row)
+        said[i] = phrase
+    return said
 
 
 def score_episodes(
@@ -166,8 +195,9 @@ def score_episodes(
     """Score every index episode of ``cohort`` as known on ``as_of``.
 
     An episode without a return to sport by ``as_of`` is scored as of ``as_of`` and marked
-    ``provisional``. Features are built by the same functions training used and the
-    model's pyfunc gives the risk and its interval, so scoring cannot drift from training.
+    ``provisional``. Features are built by the same functions training used, and risk and
+    interval come from the registered model's own ``RiskModel`` (what its pyfunc serves),
+    so scoring cannot drift from training or serving.
 
     Args:
         cohort: the validated cohort, or the records of some of its athletes.
@@ -182,8 +212,6 @@ def score_episodes(
         A frame valid under ``pipeline.schemas.Predictions``, one row per episode, in the
         order of ``index_episodes`` (athlete, injury date, injury id).
     """
-    from pipeline.registry import as_model_input  # MLflow is imported on use
-
     episodes = index_episodes(cohort, as_of, features_config.outcome)
     if episodes.empty:
         return empty_predictions()
@@ -192,10 +220,10 @@ def score_episodes(
     # Only the columns the model was fitted on: a catalog that has grown since is not an
     # input of this version.
     features = features[list(risk_model.feature_names_in_)]
-    output = model.pyfunc.predict(as_model_input(features))
-    contributions = risk_model.contributions(features)
-    factors = describe_factors(features, contributions, n_factors)
-    risk = output["risk"].to_numpy(dtype=np.float64)
+    # The method the pyfunc's predict calls for risk and interval, with the contributions
+    # from the same pass.
+    assessed = risk_model.assess(features)
+    risk = assessed.risk
     frame = pd.DataFrame(
         {
             "injury_id": episodes["injury_id"].astype(str).to_numpy(),
@@ -204,10 +232,10 @@ def score_episodes(
             "prediction_time": episodes["prediction_time"].astype("datetime64[ns]").to_numpy(),
             "provisional": episodes["provisional"].to_numpy(dtype=bool),
             "risk": risk,
-            "risk_low": output["risk_low"].to_numpy(dtype=np.float64),
-            "risk_high": output["risk_high"].to_numpy(dtype=np.float64),
+            "risk_low": assessed.risk_low,
+            "risk_high": assessed.risk_high,
             "risk_band": risk_band(risk, risk_model.base_rate_, bands),
-            "top_factors": [factors_text(f) for f in factors],
+            "top_factors": factors_text(features, assessed.contributions, n_factors),
             "model_name": model.name,
             "model_version": model.version,
             "scored_at": pd.Series(scored_at, index=range(len(episodes))).astype(
@@ -264,35 +292,60 @@ def athlete_chunks(cohort: Cohort, chunk_episodes: int) -> list[np.ndarray]:
 
 
 def _split_cohort(cohort: Cohort, chunks: list[np.ndarray]) -> Iterator[Cohort]:
-    """Each chunk's records, table by table, with one sort per table instead of a scan per chunk."""
-    chunk_of = pd.Series(
-        np.concatenate([np.full(len(c), k) for k, c in enumerate(chunks)]) if chunks else [],
-        index=np.concatenate(chunks) if chunks else [],
-        dtype="int64",
-    )
-    athlete_of_injury = pd.Series(
-        cohort.injuries["athlete_id"].astype(str).to_numpy(),
-        index=cohort.injuries["injury_id"].astype(str).to_numpy(),
-    )
-    owners = {
-        "athletes": cohort.athletes["athlete_id"].astype(str),
-        "injuries": cohort.injuries["athlete_id"].astype(str),
-        "strength_tests": cohort.strength_tests["athlete_id"].astype(str),
-        "return_to_run": cohort.return_to_run["injury_id"].astype(str).map(athlete_of_injury),
-        "follow_up": cohort.follow_up["athlete_id"].astype(str),
+    """Each chunk's records, table by table.
+
+    A table whose rows already come athlete by athlete in chunk order (an export sorted by
+    athlete id) is cut into slices without copying; any other is put in chunk order once,
+    by one stable sort. Rows of athletes without an index episode belong to no chunk; in
+    a sorted table they may ride along in a slice, where nothing reads them (episodes and
+    features are built per athlete).
+    """
+    ids = pa.array(np.concatenate(chunks) if chunks else [], type=pa.large_string())
+    chunk_of = np.repeat(np.arange(len(chunks)), [len(c) for c in chunks])
+
+    def codes(keys: pd.Series, value_set: pa.Array, code_of: np.ndarray) -> np.ndarray:
+        found = pa_compute.index_in(_as_arrow(keys), value_set=value_set)
+        position = found.fill_null(-1).to_numpy(zero_copy_only=False)
+        return np.where(position >= 0, code_of[position], -1)
+
+    injury_codes = codes(cohort.injuries["athlete_id"], ids, chunk_of)
+    owner_codes = {
+        "athletes": codes(cohort.athletes["athlete_id"], ids, chunk_of),
+        "injuries": injury_codes,
+        "strength_tests": codes(cohort.strength_tests["athlete_id"], ids, chunk_of),
+        # Validation leaves injury ids unique, so an episode's injury names one athlete.
+        "return_to_run": codes(
+            cohort.return_to_run["injury_id"],
+            _as_arrow(cohort.injuries["injury_id"]),
+            injury_codes,
+        ),
+        "follow_up": codes(cohort.follow_up["athlete_id"], ids, chunk_of),
     }
-    slices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for table, owner in owners.items():
-        codes = owner.map(chunk_of).fillna(-1).to_numpy(dtype=np.int64)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(chunks) + 1))
-        slices[table] = (order, bounds)
+    cuts: dict[str, tuple[np.ndarray | None, np.ndarray]] = {}
+    for table, code in owner_codes.items():
+        owned = code[code >= 0]
+        if np.all(owned[1:] >= owned[:-1]):
+            # Chunk k starts at its first row, and runs up to where chunk k+1 starts.
+            starts = np.searchsorted(np.maximum.accumulate(code), np.arange(len(chunks) + 1))
+            cuts[table] = (None, starts)
+        else:
+            key = np.where(code >= 0, code, len(chunks))
+            order = np.argsort(key, kind="stable")  # keeps the file's order within a chunk
+            cuts[table] = (order, np.searchsorted(key[order], np.arange(len(chunks) + 1)))
     for k in range(len(chunks)):
         parts = {}
-        for table, (order, bounds) in slices.items():
-            rows = np.sort(order[bounds[k] : bounds[k + 1]])
-            parts[table] = getattr(cohort, table).iloc[rows].reset_index(drop=True)
+        for table, (order, bounds) in cuts.items():
+            frame = getattr(cohort, table)
+            if order is None:
+                part = frame.iloc[bounds[k] : bounds[k + 1]]
+            else:
+                part = frame.iloc[order[bounds[k] : bounds[k + 1]]]
+            parts[table] = part.reset_index(drop=True)
         yield Cohort(**parts)
+
+
+def _as_arrow(keys: pd.Series) -> pa.Array:
+    return pa.array(keys.astype("string"), type=pa.large_string())
 
 
 # --- the edge -------------------------------------------------------------------------------
@@ -543,7 +596,7 @@ class _PredictionsWriter:
 
     def __enter__(self) -> _PredictionsWriter:
         if self.fmt == ".csv":
-            self._handle = self.path.open("w", encoding="utf-8", newline="")
+            self._handle = self.path.open("wb")
         return self
 
     def write(self, predictions: pd.DataFrame) -> None:
@@ -554,13 +607,14 @@ class _PredictionsWriter:
                 header = False
                 if predictions.empty:
                     return
-            _as_csv_text(predictions).to_csv(
-                self._handle, index=False, header=header, lineterminator="\n"
+            # Arrow's writer is an order of magnitude faster than pandas' here; it quotes
+            # every text cell, which any CSV reader takes.
+            pa_csv.write_csv(
+                pa.Table.from_pandas(_as_csv_text(predictions), preserve_index=False),
+                self._handle,
+                pa_csv.WriteOptions(include_header=header, quoting_style="needed"),
             )
         else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
             table = pa.Table.from_pandas(predictions, preserve_index=False)
             if self._parquet is None:
                 self._schema = table.schema
@@ -582,8 +636,10 @@ class _PredictionsWriter:
 
 
 def _as_csv_text(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Dates as ``YYYY-MM-DD`` and the run time as ISO 8601 UTC, as a person reads them."""
+    """Dates as ``YYYY-MM-DD``, the run time as ISO 8601 UTC and ``provisional`` as
+    ``True``/``False``, as a person reads them."""
     return predictions.assign(
+        provisional=np.where(predictions["provisional"].to_numpy(dtype=bool), "True", "False"),
         prediction_time=predictions["prediction_time"].dt.strftime("%Y-%m-%d"),
         scored_at=predictions["scored_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

@@ -67,6 +67,31 @@ def test_every_feature_has_words_for_a_value_and_for_missing(spec):
     assert said and missing and said != missing
 
 
+class _OnlyContext(dict):
+    """A feature row that fails on any column the phrase did not declare it reads."""
+
+    def __getitem__(self, key):
+        if key not in self:
+            raise AssertionError(f"phrase read {key!r}, which is not in its context")
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else self.__getitem__(key)
+
+
+CONTEXT_VALUES = {"bamic_grade": 2, "return_to_sport_time_vs_grade": 0.8}
+
+
+@pytest.mark.parametrize("spec", FEATURES, ids=FEATURE_NAMES)
+def test_a_phrase_reads_only_its_declared_context(spec):
+    # Batch scoring says each distinct (value, context) once; an undeclared read would
+    # give one row's words to another.
+    row = _OnlyContext({name: CONTEXT_VALUES[name] for name in spec.context})
+    assert spec.phrase(EXAMPLE[spec.kind], row)
+    if spec.context:  # the context does change the words
+        assert spec.phrase(EXAMPLE[spec.kind], row) != spec.phrase(EXAMPLE[spec.kind], {})
+
+
 def test_feature_frame_schema_accepts_the_built_frame(scenario):
     assert FeatureFrame.validate(scenario) is not None
 

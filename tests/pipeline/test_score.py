@@ -151,6 +151,28 @@ def test_chunk_size_does_not_change_the_predictions(scored, trained_model, tmp_p
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
 
+def test_row_order_of_the_files_does_not_change_the_predictions(scored, trained_model, tmp_path):
+    # Sorted exports are cut into chunks by slicing, others by one sort: both must give
+    # every athlete's whole record to one chunk.
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    for path in Path(trained_model["cohort"]).glob("*.csv"):
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.sample(frac=1.0, random_state=3).to_csv(shuffled / path.name, index=False)
+    small = SETTINGS.model_copy(update={"chunk_episodes": 50})
+    _run(trained_model, tmp_path / "sorted.parquet", model=scored["model"], settings=small)
+    _run(
+        {**trained_model, "cohort": shuffled},
+        tmp_path / "shuffled.parquet",
+        model=scored["model"],
+        settings=small,
+    )
+    a = read_predictions(tmp_path / "sorted.parquet").set_index("injury_id").sort_index()
+    b = read_predictions(tmp_path / "shuffled.parquet").set_index("injury_id").sort_index()
+    columns = [c for c in a.columns if c != "scored_at"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+
+
 def test_csv_round_trip_keeps_every_digit(scored, trained_model, tmp_path):
     out = tmp_path / "p.csv"
     _run(trained_model, out, model=scored["model"])
