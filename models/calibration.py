@@ -7,6 +7,10 @@ pulling in extra estimator state. ``score`` is the classifier's raw log-odds.
 The weighted logistic fit used by the sigmoid map is also the recalibration model behind
 the calibration intercept and slope in :mod:`models.evaluation` (Cox 1958; Van Calster
 et al. 2016, J Clin Epidemiol 74:167), so it lives here, beside its first caller.
+
+SciPy and scikit-learn are imported where they are used: the compact model a lookup loads
+(:mod:`models.compact`) shares :func:`clip_probability` and must not import them (about a
+second of the lookup's start-up).
 """
 
 from __future__ import annotations
@@ -14,9 +18,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy.special import expit, logit
-from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import GroupKFold
 
 # Probabilities are kept this far from 0 and 1 so that log loss and logit stay finite
 # (an isotonic step at exactly 0 would otherwise make one episode's loss infinite).
@@ -47,6 +48,8 @@ def fit_weighted_logistic(
     it only for tiny stabilising values). Step-halving keeps each step a descent step, so
     quasi-separated data end at a large but finite coefficient instead of diverging.
     """
+    from scipy.special import expit
+
     design = np.asarray(design, dtype=np.float64)
     if design.ndim == 1:
         design = design[:, None]
@@ -103,6 +106,8 @@ class SigmoidCalibrator:
         return self
 
     def predict(self, score: np.ndarray) -> np.ndarray:
+        from scipy.special import expit
+
         return clip_probability(expit(self.slope_ * score + self.intercept_))
 
 
@@ -112,6 +117,8 @@ class IsotonicCalibrator:
     method = "isotonic"
 
     def fit(self, score: np.ndarray, y: np.ndarray, w: np.ndarray) -> IsotonicCalibrator:
+        from sklearn.isotonic import IsotonicRegression
+
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
         iso.fit(np.asarray(score, dtype=np.float64), y, sample_weight=w)
         self.x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
@@ -131,6 +138,8 @@ class IdentityCalibrator:
         return self
 
     def predict(self, score: np.ndarray) -> np.ndarray:
+        from scipy.special import expit
+
         return clip_probability(expit(score))
 
 
@@ -167,6 +176,8 @@ def choose_calibration(
     Returns:
         the chosen method and the CV log loss of every candidate.
     """
+    from sklearn.model_selection import GroupKFold
+
     n_groups = len(np.unique(groups))
     folds = min(cv, n_groups)
     losses = {name: 0.0 for name in candidates}
@@ -187,4 +198,6 @@ def choose_calibration(
 
 def logit_clipped(p: np.ndarray) -> np.ndarray:
     """Log-odds of ``p`` after clipping away from 0 and 1."""
+    from scipy.special import logit
+
     return logit(clip_probability(np.asarray(p, dtype=np.float64)))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -47,7 +46,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from models.additive import AdditiveTables, tabulate
 from models.calibration import CALIBRATORS, choose_calibration
+from models.compact import Assessment, CompactCalibrator, CompactRiskModel
 from models.drift import build_reference
+from models.prep import FeaturePrep
 
 Kind = Literal["lightgbm", "logistic"]
 
@@ -78,76 +79,6 @@ _ROUND_ALIASES = (
 _MEMBER_MAX_LEARNING_RATE = 0.3
 
 
-class FeaturePrep:
-    """Column prep learned at fit: order, kinds and categories.
-
-    ``transform`` returns a float64 matrix in the fitted column order: numbers as they
-    are, booleans as 0/1, categories as their index among the categories seen at fit.
-    Missing values, and categories never seen at fit, become NaN (never an error).
-    """
-
-    def fit(self, X: pd.DataFrame, categorical: Sequence[str] = ()) -> FeaturePrep:
-        self.feature_names_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.kinds_: dict[str, str] = {}
-        self.categories_: dict[str, list[str]] = {}
-        for name in X.columns:
-            col = X[name]
-            if name in categorical or _is_text(col):
-                self.kinds_[name] = "categorical"
-                seen = col.dropna().astype("string").unique()
-                self.categories_[name] = sorted(str(v) for v in seen)
-            elif _is_boolean(col):
-                self.kinds_[name] = "boolean"
-            else:
-                self.kinds_[name] = "numeric"
-                _as_float(col, name)  # fails early, naming the column, if not numeric
-        return self
-
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
-        missing = [c for c in self.feature_names_ if c not in X.columns]
-        if missing:
-            raise ValueError(f"feature frame lacks column(s) the model was fitted on: {missing}")
-        out = np.empty((len(X), len(self.feature_names_)), dtype=np.float64)
-        for j, name in enumerate(self.feature_names_):
-            col = X[name]
-            if self.kinds_[name] == "categorical":
-                known = pd.Index(self.categories_[name], dtype="string")
-                codes = known.get_indexer(col.astype("string")).astype(np.float64)
-                codes[codes < 0] = np.nan  # missing, or a category never seen at fit
-                out[:, j] = codes
-            else:
-                out[:, j] = _as_float(col, name)
-        return out
-
-    @property
-    def categorical_index_(self) -> list[int]:
-        return [j for j, n in enumerate(self.feature_names_) if self.kinds_[n] == "categorical"]
-
-
-def _is_text(col: pd.Series) -> bool:
-    # Passing the Series (not its dtype) makes pandas look inside object columns: an object
-    # column of numbers with one stray string is a bad numeric column, not a category.
-    return pd.api.types.is_string_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype)
-
-
-def _is_boolean(col: pd.Series) -> bool:
-    return isinstance(col.dtype, pd.BooleanDtype) or col.dtype == bool
-
-
-def _as_float(col: pd.Series, name: str) -> np.ndarray:
-    if _is_boolean(col):
-        return col.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    try:
-        return pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
-    except (ValueError, TypeError):
-        bad = pd.to_numeric(col, errors="coerce").isna() & col.notna()
-        row = col.index[bad.to_numpy()][0] if bad.any() else "?"
-        value = col[row] if bad.any() else "?"
-        raise ValueError(f"column {name!r}: expected numbers, row {row!r} has {value!r}") from None
-
-
 def _lightgbm_rounds(params: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     """Split the number of boosting rounds out of LightGBM params."""
     params = dict(params)
@@ -156,20 +87,6 @@ def _lightgbm_rounds(params: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         if alias in params:
             rounds = int(params.pop(alias))
     return params, rounds
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """What the model says of each row: risk, its interval, and what drives it.
-
-    ``contributions`` (log-odds, before calibration, one column per feature) is ``None``
-    when not asked for.
-    """
-
-    risk: np.ndarray
-    risk_low: np.ndarray
-    risk_high: np.ndarray
-    contributions: pd.DataFrame | None
 
 
 class RiskModel(ClassifierMixin, BaseEstimator):
@@ -559,6 +476,22 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "additive_"):
             self.additive_ = self._tabulate()
         return self.additive_
+
+    def compact(self) -> CompactRiskModel | None:
+        """The same model as numpy arrays and floats, which unpickle without LightGBM,
+        scikit-learn or SciPy (:mod:`models.compact`); ``None`` when the classifier is not
+        an additive ensemble (trees with interactions, the logistic baseline)."""
+        check_is_fitted(self, "classifier_")
+        tables = self._additive()
+        if tables is None:
+            return None
+        return CompactRiskModel(
+            prep=self.prep_,
+            tables=tables,
+            calibrator=CompactCalibrator.of(self.calibrator_),
+            base_rate=self.base_rate_,
+            reference=self.reference_,
+        )
 
     def contributions(
         self, X: pd.DataFrame, method: Literal["shap", "path"] = "shap"
