@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from pipeline.config import FeaturesConfig, ScoreConfig, load_config
+from models.compact import CompactRiskModel
+from pipeline.config import (
+    FeaturesConfig,
+    RiskBandsConfig,
+    ScoreConfig,
+    TrainConfig,
+    load_config,
+)
 from pipeline.lookup import (
     LookupInputError,
+    LookupModel,
+    _risk_band,
     athlete_known_features,
     known_features,
     load_lookup_model,
@@ -23,6 +35,8 @@ from pipeline.lookup import (
 
 FEATURES = load_config(FeaturesConfig, name="features")
 SETTINGS = load_config(ScoreConfig, name="score")
+TESTS_DIR = Path(__file__).resolve().parent.parent
+LOOKUP = ["lookup", "--prior-injuries", "2", "--lsi", "0.86", "--grade", "2", "--site", "c"]
 
 
 @pytest.fixture
@@ -143,3 +157,101 @@ def test_a_cached_lookup_does_not_import_mlflow(model, trained_model):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [model.version, "False"]
+
+
+# --- an additive model (boosted stumps), looked up in its compact form -----------------------
+
+
+@pytest.fixture(scope="module")
+def stumps_store(trained_model, tmp_path_factory):
+    """The fixture cohort's model as boosted stumps, registered in a store of its own."""
+    from pipeline.train import train_model
+
+    settings = yaml.safe_load((TESTS_DIR / "data" / "train-fast.yaml").read_text())
+    stumps = {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 2, "min_child_samples": 30}
+    settings["model"]["candidates"] = [{"kind": "lightgbm", "params": stumps}]
+    root = tmp_path_factory.mktemp("stumps")
+    (root / "store").mkdir()
+    (root / "train.yaml").write_text(yaml.safe_dump(settings))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HAMRISK_HOME", str(root / "store"))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = train_model(
+            trained_model["cohort"],
+            FEATURES,
+            load_config(TrainConfig, root / "train.yaml"),
+            today=trained_model["today"],
+        )
+    return {"home": root / "store", "uri": f"models:/{result.model_name}/{result.version}"}
+
+
+@pytest.fixture
+def stumps(stumps_store, monkeypatch):
+    monkeypatch.setenv("HAMRISK_HOME", str(stumps_store["home"]))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return stumps_store
+
+
+def test_an_additive_model_is_looked_up_in_compact_form_with_the_same_answers(
+    stumps, trained_model
+):
+    from pipeline.score import load_scoring_model
+
+    model = load_lookup_model(stumps["uri"])
+    assert isinstance(model.risk_model, CompactRiskModel)
+    whole = LookupModel(load_scoring_model(stumps["uri"]).risk_model, model.name, model.version)
+    athlete, about = athlete_known_features(
+        trained_model["cohort"], "A000001", FEATURES, as_of=trained_model["today"]
+    )
+    answers = [
+        {},
+        {"lsi": 0.7, "grade": 2, "site": "c", "days_to_return": 12, "phase3_done": "no"},
+        {"prior_injuries": 0, "age": 31, "sex": "F", "level": "elite", "peak_sprint": 80},
+    ]
+    results = []
+    for known in [known_features(a, FEATURES) for a in answers] + [athlete]:
+        results.append(_lookup(model, known, about=about))
+        # The same numbers to the bit, so the printout and the JSON do not change.
+        assert results[-1] == _lookup(whole, known, about=about)
+    assert any(r.factors for r in results) and any(r.lower_risk for r in results)
+
+
+def test_the_cache_holds_the_compact_form_and_never_reads_an_older_entry(stumps):
+    load_lookup_model(stumps["uri"])
+    (entry,) = (stumps["home"] / ".cache" / "lookup").rglob("*.pkl")
+    older = entry.with_name("risk_model.pkl")
+    older.write_bytes(b"an entry in the format before the compact form")
+    entry.unlink()
+    model = load_lookup_model(stumps["uri"])
+    assert isinstance(model.risk_model, CompactRiskModel)
+    assert entry.is_file() and not older.exists()
+    with entry.open("rb") as handle:
+        assert isinstance(pickle.load(handle), CompactRiskModel)
+
+
+def test_a_cached_lookup_imports_no_mlflow_lightgbm_sklearn_or_scipy(stumps):
+    load_lookup_model(stumps["uri"])
+    code = (
+        "import atexit, sys; "
+        "atexit.register(lambda: print(sorted(m for m in "
+        "('mlflow', 'lightgbm', 'sklearn', 'scipy') if m in sys.modules))); "
+        f"sys.argv = ['hamrisk', *{[*LOOKUP, '--model', stumps['uri'], '--json']!r}]; "
+        "from pipeline.cli import app; app()"
+    )
+    env = {**os.environ, "HAMRISK_HOME": str(stumps["home"])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert '"risk_band"' in done.stdout
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("base_rate", [0.1, 0.3125296255868032, 0.5])
+def test_the_lookup_band_is_the_scoring_band(base_rate):
+    from pipeline.score import risk_band
+
+    bands = RiskBandsConfig()
+    edges = np.array([bands.low_below, bands.high_from]) * base_rate
+    risks = np.r_[np.linspace(0, 1, 101), edges, np.nextafter(edges, 0), np.nextafter(edges, 1)]
+    expected = risk_band(risks, base_rate, bands)
+    assert [_risk_band(r, base_rate, bands) for r in risks] == list(expected)
