@@ -9,6 +9,8 @@ either accepted or set aside with the rule it broke, and the counts add up per t
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -113,6 +115,18 @@ def validate_cohort(folder: Path | str, today: date | None = None) -> Validation
         return _validate_tables(folder, today)
     finally:
         arrow.set_memory_pool(previous_pool)
+        _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap that reading a table freed back to the system (glibc keeps it).
+
+    Without this the text of each table read so far stays in the process as free heap,
+    raising the peak of every later table and of the scoring that follows (about 0.5 GiB
+    at a million episodes).
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _validate_tables(folder: Path | str, today: date) -> ValidationResult:
@@ -126,6 +140,7 @@ def _validate_tables(folder: Path | str, today: date) -> ValidationResult:
         failures[table] = _single_table_failures(read, today)
         reads[table] = read.keep_source_rows(failures[table]["position"])
         del read  # the whole source must go before the next table is read
+        _return_freed_memory()
     failures = _cross_table_failures(reads, failures)
 
     set_aside_parts, counts, accepted_frames = [], {}, {}

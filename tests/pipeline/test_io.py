@@ -348,3 +348,58 @@ def test_cohort_folder_missing_or_a_file(cohort_dir, missing):
         validate_cohort(cohort_dir / missing)
     result = runner.invoke(app, ["validate", str(cohort_dir / missing)])
     assert result.exit_code == 2 and missing in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("cell", "read_as"),
+    [
+        ("2024-02-29", "2024-02-29"),
+        ("2023-02-29", None),  # no such day: Arrow alone would roll it over to March 1st
+        ("2024-04-31", None),
+        ("2024-13-01", None),
+        ("2024-00-10", None),
+        ("1678-01-01", "1678-01-01"),  # the span datetime64[ns] holds
+        ("1677-12-31", None),
+        ("2261-12-31", "2261-12-31"),
+        ("2262-01-01", None),
+        ("0001-01-01", None),
+        ("2024-1-05", None),
+        ("2024-01-05T00:00", None),
+        ("\uff12\uff10\uff12\uff14-01-05", None),  # full-width digits
+    ],
+)
+def test_date_cells_are_read_only_when_they_are_real_dates(cell, read_as):
+    from pipeline.io import _parse_column
+    from pipeline.schemas import column_specs
+
+    spec = next(c for c in column_specs("strength_tests") if c.name == "test_date")
+    values, bad = _parse_column(pd.Series([cell, "2020-06-01", None], dtype="string"), spec)
+    expected = pd.NaT if read_as is None else pd.Timestamp(read_as)
+    assert values.iloc[0] == expected if read_as else pd.isna(values.iloc[0])
+    assert list(bad) == [read_as is None, False, False]
+    assert values.iloc[1] == pd.Timestamp("2020-06-01") and pd.isna(values.iloc[2])
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["1e3", "+1.5", ".5", "5.", "00012", "1.5e400", "1e-400", "0.30000000000000004", "-2"],
+)
+def test_numbers_read_by_arrow_agree_with_pandas(cell):
+    import numpy as np
+
+    from pipeline.io import _text_numbers
+
+    text = pd.Series([cell, None], dtype="string")
+    expected = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    np.testing.assert_array_equal(_text_numbers(text), expected)
+
+
+@pytest.mark.parametrize("cell", [" 1.5", "1.5 ", "1,5", "1_000", "0x10", "12abc", "\u0661"])
+def test_a_cell_arrow_refuses_sends_the_column_to_pandas(cell):
+    import numpy as np
+
+    from pipeline.io import _text_numbers
+
+    text = pd.Series(["2.5", cell], dtype="string")
+    expected = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    np.testing.assert_array_equal(_text_numbers(text), expected)

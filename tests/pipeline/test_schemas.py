@@ -101,3 +101,18 @@ def test_lazy_validation_names_each_failing_rule():
     cases = caught.value.failure_cases
     failed = set(zip(cases["check"], cases["index"], strict=True))
     assert failed >= {("left.positive", 0), ("unit.matches_test", 0), ("test.enum", 1)}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_uniqueness_flags_every_copy_and_never_a_missing_id(seed):
+    import numpy as np
+
+    from pipeline.schemas import _not_duplicated
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 300))
+    ids = rng.integers(0, max(n, 1), n).astype(str).astype(object)
+    ids[rng.random(n) < 0.1] = None
+    values = pd.Series(ids, dtype="string", index=pd.RangeIndex(n) + 7)
+    expected = ~(values.duplicated(keep=False) & values.notna())
+    pd.testing.assert_series_equal(_not_duplicated(values), expected, check_names=False)
