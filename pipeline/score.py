@@ -90,9 +90,20 @@ def load_scoring_model(uri: str) -> ScoringModel:
     """
     from pipeline import registry  # MLflow is imported on use
 
-    name, version = registry.resolve_model_version(uri)
-    pinned = f"models:/{name}/{version}" if name != uri else uri
+    name, version, pinned = resolve_scoring_model(uri)
     return ScoringModel(registry.load_risk_model(pinned), name, version, pinned)
+
+
+def resolve_scoring_model(uri: str) -> tuple[str, str, str]:
+    """``(name, version, pinned URI)`` of the one version ``uri`` names, without loading it.
+
+    Raises:
+        HamriskError: as :func:`load_scoring_model`.
+    """
+    from pipeline import registry  # MLflow is imported on use
+
+    name, version = registry.resolve_model_version(uri)
+    return name, version, f"models:/{name}/{version}" if name != uri else uri
 
 
 # --- the stage ------------------------------------------------------------------------------
@@ -438,8 +449,10 @@ def run_scoring(
     rejects_path = Path(rejects) if rejects is not None else default_rejects_path(out)
     today = today or dt.date.today()
     as_of = as_of or today
-    if isinstance(model, str):
-        model = load_scoring_model(model)
+    # A model URI is resolved now, so a wrong one fails before any reading, and loaded
+    # after validation, whose text has gone back to the system by then: the model's
+    # libraries do not add to the peak of reading a large cohort.
+    pinned = resolve_scoring_model(model)[2] if isinstance(model, str) else None
     timeout = config.lock_timeout_seconds if lock_timeout is None else lock_timeout
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -455,6 +468,8 @@ def run_scoring(
     try:
         _remove_stale_temporaries(out)
         validation = validate_cohort(folder, today=today)
+        if pinned is not None:
+            model = load_scoring_model(pinned)
         existing = read_predictions(out) if only_new and out.exists() else None
         if existing is not None:
             _check_same_model(out, existing, model)
