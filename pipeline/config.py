@@ -10,7 +10,9 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
+import numpy as np
 import yaml
+from numpy.typing import ArrayLike
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -559,6 +561,15 @@ class RiskBandsConfig(Section):
                 f"low_below ({self.low_below}) must be below high_from ({self.high_from})"
             )
         return self
+
+    def band(self, risk: ArrayLike, base_rate: float) -> np.ndarray:
+        """``low``, ``moderate`` or ``high`` for each risk, relative to ``base_rate``."""
+        risk = np.asarray(risk, dtype=np.float64)
+        return np.where(
+            risk < self.low_below * base_rate,
+            "low",
+            np.where(risk >= self.high_from * base_rate, "high", "moderate"),
+        ).astype(object)
 
 
 class LowerRiskTargets(Section):

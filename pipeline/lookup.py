@@ -455,7 +455,7 @@ def lookup_risk(
         risk=risk,
         risk_low=float(np.mean(low)),
         risk_high=float(np.mean(high)),
-        band=_risk_band(risk, rm.base_rate_, bands),
+        band=str(bands.band([risk], rm.base_rate_)[0]),
         base_rate=float(rm.base_rate_),
         factors=factors,
         lower_risk=_suggestions(model, known, contributions, risk, config),
@@ -466,17 +466,6 @@ def lookup_risk(
         about=about,
         known_values=dict(row),
     )
-
-
-def _risk_band(risk: float, base_rate: float, bands: RiskBandsConfig) -> str:
-    """``low``, ``moderate`` or ``high``: the rule of ``pipeline.score.risk_band`` for one risk.
-
-    Restated rather than imported because importing the scoring stage (pandera, pyarrow)
-    costs a lookup about a fifth of a second; a test holds the two to the same answers.
-    """
-    if risk < bands.low_below * base_rate:
-        return "low"
-    return "high" if risk >= bands.high_from * base_rate else "moderate"
 
 
 def _suggestions(

@@ -109,16 +109,6 @@ def resolve_scoring_model(uri: str) -> tuple[str, str, str]:
 # --- the stage ------------------------------------------------------------------------------
 
 
-def risk_band(risk: np.ndarray, base_rate: float, bands: RiskBandsConfig) -> np.ndarray:
-    """``low``, ``moderate`` or ``high`` relative to the baseline risk ``base_rate``."""
-    risk = np.asarray(risk, dtype=np.float64)
-    return np.where(
-        risk < bands.low_below * base_rate,
-        "low",
-        np.where(risk >= bands.high_from * base_rate, "high", "moderate"),
-    ).astype(object)
-
-
 class _Columns(dict[str, np.ndarray]):
     """A feature frame's columns as object arrays, converted on first use."""
 
@@ -245,7 +235,7 @@ def score_episodes(
             "risk": risk,
             "risk_low": assessed.risk_low,
             "risk_high": assessed.risk_high,
-            "risk_band": risk_band(risk, risk_model.base_rate_, bands),
+            "risk_band": bands.band(risk, risk_model.base_rate_),
             "top_factors": factors_text(features, assessed.contributions, n_factors),
             "model_name": model.name,
             "model_version": model.version,

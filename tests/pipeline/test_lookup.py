@@ -16,7 +16,6 @@ import yaml
 from models.compact import CompactRiskModel
 from pipeline.config import (
     FeaturesConfig,
-    RiskBandsConfig,
     ScoreConfig,
     TrainConfig,
     load_config,
@@ -24,7 +23,6 @@ from pipeline.config import (
 from pipeline.lookup import (
     LookupInputError,
     LookupModel,
-    _risk_band,
     athlete_known_features,
     known_features,
     load_lookup_model,
@@ -244,14 +242,3 @@ def test_a_cached_lookup_imports_no_mlflow_lightgbm_sklearn_or_scipy(stumps):
     assert done.returncode == 0, done.stderr
     assert '"risk_band"' in done.stdout
     assert done.stdout.splitlines()[-1] == "[]"
-
-
-@pytest.mark.parametrize("base_rate", [0.1, 0.3125296255868032, 0.5])
-def test_the_lookup_band_is_the_scoring_band(base_rate):
-    from pipeline.score import risk_band
-
-    bands = RiskBandsConfig()
-    edges = np.array([bands.low_below, bands.high_from]) * base_rate
-    risks = np.r_[np.linspace(0, 1, 101), edges, np.nextafter(edges, 0), np.nextafter(edges, 1)]
-    expected = risk_band(risks, base_rate, bands)
-    assert [_risk_band(r, base_rate, bands) for r in risks] == list(expected)

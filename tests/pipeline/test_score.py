@@ -18,7 +18,6 @@ from pipeline.score import (
     athlete_chunks,
     load_scoring_model,
     read_predictions,
-    risk_band,
     run_scoring,
     score_episodes,
 )
@@ -88,7 +87,7 @@ def test_bands_follow_the_base_rate(scored):
     [(0.0, "low"), (0.149, "low"), (0.15, "moderate"), (0.449, "moderate"), (0.45, "high")],
 )
 def test_band_edges_at_half_and_one_and_a_half_times_the_baseline(risk, band):
-    assert risk_band(np.array([risk]), 0.3, RiskBandsConfig())[0] == band
+    assert RiskBandsConfig().band(np.array([risk]), 0.3)[0] == band
 
 
 def test_top_factors_are_the_largest_contributions_in_words(scored):
