@@ -620,7 +620,7 @@ class _PredictionsWriter:
                 pa_csv.WriteOptions(include_header=header, quoting_style="needed"),
             )
         else:
-            table = pa.Table.from_pandas(predictions, preserve_index=False)
+            table = _arrow_predictions(predictions)
             if self._parquet is None:
                 self._schema = table.schema
                 self._parquet = pq.ParquetWriter(self.path, self._schema)
@@ -638,6 +638,15 @@ class _PredictionsWriter:
             self._parquet.close()
             with self.path.open("rb") as handle:
                 os.fsync(handle.fileno())
+
+
+def _arrow_predictions(predictions: pd.DataFrame) -> pa.Table:
+    """The frame as an Arrow table, the UTC run time handed over as its instants (pyarrow's
+    own conversion of a time-zone aware column goes through a deprecated pandas path)."""
+    utc = predictions["scored_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+    table = pa.Table.from_pandas(predictions.drop(columns="scored_at"), preserve_index=False)
+    instants = pa.array(utc, pa.timestamp("ns")).cast(pa.timestamp("ns", tz="UTC"))
+    return table.add_column(list(predictions.columns).index("scored_at"), "scored_at", instants)
 
 
 def _as_csv_text(predictions: pd.DataFrame) -> pd.DataFrame:
