@@ -19,7 +19,7 @@ from bench.measure import PROJECT_DIR, machine, progress
 from bench.quality import render_curves, render_quality, run_quality, settings_for
 from bench.report import render_header, render_reading
 from bench.scoring import render_scoring, run_scoring
-from bench.store import train_bench_model
+from bench.store import train_bench_model, train_interaction_model
 from bench.training import render_training, run_training
 
 FULL = {
@@ -28,6 +28,7 @@ FULL = {
     "training": {1_000: 2, 5_000: 3, 20_000: 1},
     "store_athletes": 2_000,
     "scoring": {10_000: 3, 100_000: 2, 1_000_000: 1},
+    "interactions_at": 100_000,
     "lookup_repeats": 5,
 }
 QUICK = {
@@ -36,6 +37,7 @@ QUICK = {
     "training": {500: 1, 1_000: 1},
     "store_athletes": 600,
     "scoring": {2_000: 2, 5_000: 1},
+    "interactions_at": 2_000,
     "lookup_repeats": 2,
 }
 
@@ -90,8 +92,25 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
     if failed:
         sections.append(failed)
     else:
+        interactions = None
+        # Only worth measuring when the benchmark model is additive (scored from tables).
+        if sizes.get("interactions_at") and getattr(model.risk_model, "additive_", None):
+            interactions, failed = _section(
+                "Scoring with interacting trees",
+                lambda: train_interaction_model(work, configs, model),
+            )
+            if failed:
+                sections.append(failed)
         scoring, failed = _section(
-            "Scoring", lambda: run_scoring(work, configs, model, sizes["scoring"])
+            "Scoring",
+            lambda: run_scoring(
+                work,
+                configs,
+                model,
+                sizes["scoring"],
+                interactions=interactions,
+                interactions_at=sizes.get("interactions_at"),
+            ),
         )
         sections.append(failed or render_scoring(scoring))
         lookup, failed = _section(

@@ -74,13 +74,23 @@ def render_reading(
     if scoring is not None and scoring.points:
         largest = max(scoring.points, key=lambda p: p.episodes)
         ratio = largest.score.median / largest.predict.median
+        peak = max(largest.peak_bytes) / 1024**3
         lines.append(
             f"- **Scoring overhead.** At {largest.episodes:,} episodes `hamrisk score` takes"
-            f" {ratio:,.1f}× the bare tree predict: the trees are"
-            f" {_pct(largest.predict.median / largest.score.median)} of the end-to-end time;"
-            " the rest is start-up, reading, validation, features, the interval ensemble,"
-            " factors and writing."
+            f" {ratio:,.1f}× LightGBM's bare predict of the same trees, with a peak of"
+            f" {peak:.2f} GiB, everything included: start-up, reading, validation, features,"
+            " risk with its interval, the three factors in words, writing. The model is"
+            f" {scoring.model_form or 'as described below'}."
         )
+        if scoring.interactions is not None:
+            p = scoring.interactions
+            lines.append(
+                "- **If training picks trees that combine features**"
+                f" ({scoring.interactions_form}), scoring {p.episodes:,} episodes takes"
+                f" {p.score.median / p.predict.median:,.1f}×"
+                " that model's bare predict: LightGBM walks the model, its bootstrap members and,"
+                " for the factors, its SHAP values."
+            )
     elif scoring is not None:
         lines.append(f"- **Scoring** was not measured: {scoring.not_measured}.")
     return "\n".join(lines)

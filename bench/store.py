@@ -72,3 +72,40 @@ def train_bench_model(work: Path, configs: Configs, athletes: int) -> BenchModel
         risk_model=result.development.model,
         version=result.version,
     )
+
+
+def train_interaction_model(work: Path, configs: Configs, base: BenchModel) -> BenchModel | None:
+    """Register, in ``base``'s store and from its cohort, a model whose trees combine
+    features: the first configured LightGBM candidate with more than two leaves.
+
+    ``hamrisk train`` picks boosted stumps on the benchmark cohort, which scoring reads
+    from exact step tables; this model shows the cost when the trees must be walked.
+    ``None`` when no such candidate is configured.
+    """
+    from pipeline.config import TrainConfig
+    from pipeline.train import train_model
+
+    chosen = next(
+        (
+            c
+            for c in configs.train.model.candidates
+            if c.kind == "lightgbm" and int(c.params.get("num_leaves", 31)) > 2
+        ),
+        None,
+    )
+    if chosen is None:
+        return None
+    document = configs.train.model_dump()
+    document["model"]["candidates"] = [chosen.model_dump()]
+    train = TrainConfig.model_validate(document)
+    progress("store: training a model with interacting trees (same cohort, private store)")
+    with private_store(base.home):
+        result = train_model(
+            work / "store-cohort", configs.features, train, today=configs.simulation.export_date
+        )
+    return BenchModel(
+        home=base.home,
+        uri=f"models:/{result.model_name}/{result.version}",
+        risk_model=result.development.model,
+        version=result.version,
+    )

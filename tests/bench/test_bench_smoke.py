@@ -52,6 +52,18 @@ def test_scoring_and_lookup_render_measured_and_missing() -> None:
     )
     measured = render_scoring(ScoringBench(points=(point,), command="hamrisk score X"))
     assert "5.0×" in measured and "episodes/s" in measured
+    slower = ScorePoint(10, 10, 8, Spread((4.0,)), (100 * 1024**2,), Spread((0.5,)))
+    both = render_scoring(
+        ScoringBench(
+            points=(point,),
+            command="hamrisk score X",
+            model_form="stumps",
+            interactions=slower,
+            interactions_form="7-leaf trees",
+        )
+    )
+    assert "The model (what `hamrisk train` picked" in both and "stumps" in both
+    assert "7-leaf trees" in both and "8.0×" in both
     missing = render_scoring(ScoringBench(points=(), command="x", not_measured="no command"))
     assert "Not measured: no command." in missing
 
