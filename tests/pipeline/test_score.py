@@ -242,3 +242,16 @@ def test_a_cohort_without_episodes_scores_to_an_empty_file(scored, trained_model
     )  # fmt: skip
     assert read_predictions(out).empty
     assert Path(f"{out}.lock").exists()
+
+
+def test_csv_cells_are_quoted_only_when_they_must_be(scored, tmp_path):
+    from pipeline.score import _csv_text
+
+    predictions = scored["predictions"].head(3)
+    plain = _csv_text(predictions, header=True).decode().splitlines()
+    assert plain[0] == ",".join(predictions.columns)
+    assert '"' not in "".join(plain)
+    renamed = predictions.assign(model_name='clinic, "north"')
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(_csv_text(renamed, header=True))
+    assert pd.read_csv(path)["model_name"].tolist() == ['clinic, "north"'] * 3
