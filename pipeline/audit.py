@@ -734,7 +734,10 @@ def _drift(
             (rows["model_version"] == version).to_numpy() & rows["in_records"].to_numpy()
         )
         if reference is None:
-            drift[str(version)] = {"available": False, "reason": "no training reference found"}
+            drift[str(version)] = {
+                "available": False,
+                "reason": "no training reference found (the version is not in this store)",
+            }
             continue
         if positions.size < min_cell:
             drift[str(version)] = {

@@ -513,6 +513,9 @@ def audit(
     for version, found in (document.get("drift") or {}).items():
         if found.get("most_shifted"):
             typer.echo(f"drift v{version:<8}most shifted: {', '.join(found['most_shifted'])}")
+        elif not found.get("available", True):
+            # Say so: an audit of a version this store no longer holds checks no drift.
+            typer.echo(f"drift v{version:<8}not checked: {found.get('reason', 'unavailable')}")
     if result.run_id:
         typer.echo(f"mlflow run      {result.run_id}")
     typer.echo(f"report          {result.html}")

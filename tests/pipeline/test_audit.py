@@ -260,6 +260,21 @@ def test_unusable_predictions_exit_2_with_a_clear_message(known_truth, tmp_path,
     assert re.search(message, result.stderr), result.stderr
 
 
+def test_a_version_missing_from_the_store_is_audited_and_says_drift_was_not_checked(
+    known_truth, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HAMRISK_HOME", str(tmp_path / "empty-store"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = _write_predictions(known_truth, tmp_path / "predictions.csv")
+    result = CliRunner().invoke(
+        app,
+        ["audit", str(known_truth["folder"]), "--predictions", str(path), "--out", str(tmp_path)],
+    )
+    # The verdict's own exit code (this small cohort has too few outcomes: 3), not an error.
+    assert result.exit_code != 2 and "Traceback" not in result.output, result.output
+    assert re.search(r"drift v1\s+not checked: no training reference found", result.output)
+
+
 def test_an_unreadable_cohort_exits_2(known_truth, tmp_path):
     path = _write_predictions(known_truth, tmp_path / "predictions.parquet")
     result = CliRunner().invoke(
