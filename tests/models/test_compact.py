@@ -14,7 +14,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from models.calibration import CALIBRATORS
 from models.compact import CompactCalibrator, CompactRiskModel
 from models.estimators import RiskModel
-from tests.models.conftest import CATEGORICAL, MONOTONE, make_episodes
+from tests.models.conftest import make_episodes
+from tests.models.test_estimators import _model
 
 STUMPS = {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 2, "min_child_samples": 10}
 # The compact form sums the same tables in the same order and calibrates with the same
@@ -23,17 +24,8 @@ CLOSE = {"rtol": 0, "atol": 1e-12}
 
 
 def _stumps(**kwargs) -> RiskModel:
-    options = dict(
-        kind="lightgbm",
-        params=STUMPS,
-        monotone=MONOTONE,
-        categorical=CATEGORICAL,
-        cv=3,
-        n_bootstrap=4,
-        random_state=0,
-    )
-    options.update(kwargs)
-    return RiskModel(**options)
+    kwargs = {"kind": "lightgbm", "params": STUMPS, **kwargs}
+    return _model(kwargs.pop("kind"), **kwargs)
 
 
 @pytest.fixture(scope="module")
