@@ -407,9 +407,9 @@ def lookup(
         athlete_known_features,
         format_lookup,
         known_features,
-        load_lookup_model,
         lookup_risk,
     )
+    from pipeline.model_cache import load_model
 
     answers = {
         "prior_injuries": prior_injuries, "lsi": lsi, "lsi_test": lsi_test, "grade": grade,
@@ -434,7 +434,7 @@ def lookup(
         else:
             known, about = known_features(answers, feature_settings), ""
         result = lookup_risk(
-            load_lookup_model(model or settings.model_uri),
+            load_model(model or settings.model_uri),
             known,
             config=settings.lookup,
             bands=settings.bands,

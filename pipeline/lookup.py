@@ -8,28 +8,18 @@ treat unknown features as independent of each other and of the known ones, which
 cohort is not (age and previous injuries go together, say): the answer is an average over
 a simplified population, and says so.
 
-The lookup path avoids importing MLflow (about 2 s): the registered version is resolved
-with a read-only query of the SQLite store and the fitted model is read from a cache in the
-store folder, keyed by name, version and the version's creation time. Anything else (an
-HTTP store, a URI that is not ``models:/``, a first lookup) loads through MLflow once. An
-additive model (boosted stumps) is cached in its compact form (:mod:`models.compact`),
-which gives the same numbers and loads without LightGBM, scikit-learn and SciPy (about
-another second); other models are cached whole.
+The model comes from :mod:`pipeline.model_cache`: after the first use of a version, a
+lookup reads it without MLflow, and an additive model without LightGBM either.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-import pickle
-import re
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -38,14 +28,8 @@ from features.catalog import FEATURES_BY_NAME, TEST_WORDS
 from features.strength import TESTS
 from pipeline.config import FeaturesConfig, LookupConfig, RiskBandsConfig
 from pipeline.errors import HamriskError
+from pipeline.model_cache import RegisteredModel
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-CACHE_FOLDER = Path(".cache") / "lookup"
-# The file is named for what it holds (since format 2, the compact model where there is
-# one): entries of an older format are not read, and are removed when their version is
-# cached again.
-CACHE_FILE = "lookup_model.2.pkl"
-_OLD_CACHE_FILES = ("risk_model.pkl",)
 HAMSTRING_LSI = tuple(
     f"lsi_{stem}" for test, stem in TESTS.items() if "flexion" in test or test == "nordic_eccentric"
 )
@@ -55,114 +39,6 @@ class LookupInputError(HamriskError):
     """An answer that is not a value the feature can take, or an athlete not in the cohort."""
 
     exit_code = 2
-
-
-# --- the model, without MLflow when possible -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LookupModel:
-    """The fitted ``RiskModel`` (or its ``CompactRiskModel``) and the registered version."""
-
-    risk_model: Any
-    name: str
-    version: str
-
-
-def store_database() -> Path | None:
-    """The SQLite file of the tracking store, as ``pipeline.registry.tracking_uri`` picks it.
-
-    ``None`` when the store is not a SQLite file (an MLflow server, say).
-    """
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        home = Path(os.environ.get("HAMRISK_HOME") or PROJECT_DIR).resolve()
-        return home / "mlruns.db"
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(unquote(uri[len("sqlite:///") :]).split("?", 1)[0]).resolve()
-
-
-def _registered_version(db: Path, uri: str) -> tuple[str, str, int] | None:
-    """``(name, version, creation time)`` for ``models:/NAME@ALIAS`` or ``models:/NAME/N``.
-
-    ``None`` whenever the answer is not certain (no such file, another schema): the caller
-    then asks MLflow, which also explains a version that does not exist.
-    """
-    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
-    if match is None or not db.is_file():
-        return None
-    name, alias, version = match.groups()
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2) as connection:
-            if alias is not None:
-                found = connection.execute(
-                    "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                    (name, alias),
-                ).fetchall()
-                if len(found) != 1:
-                    return None
-                version = str(found[0][0])
-            rows = connection.execute(
-                "SELECT creation_time FROM model_versions WHERE name = ? AND version = ?",
-                (name, int(version)),
-            ).fetchall()
-    except sqlite3.Error:
-        return None
-    if len(rows) != 1 or rows[0][0] is None:
-        return None
-    return name, str(int(version)), int(rows[0][0])
-
-
-def _cache_path(db: Path, name: str, version: str, created: int) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    return db.parent / CACHE_FOLDER / safe / f"v{version}-{created}" / CACHE_FILE
-
-
-def load_lookup_model(uri: str) -> LookupModel:
-    """The fitted model ``uri`` names, from the local cache when it holds that version.
-
-    The model is the registered ``RiskModel``, or its ``CompactRiskModel`` when it has
-    one, the same on the first lookup as on every later one.
-
-    Raises:
-        HamriskError: the URI names no existing version (the message lists those that do).
-    """
-    db = store_database()
-    resolved = _registered_version(db, uri) if db is not None else None
-    if resolved is not None:
-        cached = _cache_path(db, *resolved)
-        if cached.is_file():
-            with cached.open("rb") as handle:
-                # Written by cloudpickle, whose output plain pickle reads.
-                return LookupModel(pickle.load(handle), resolved[0], resolved[1])
-    from pipeline.score import load_scoring_model
-
-    loaded = load_scoring_model(uri)
-    full = loaded.risk_model
-    compact = full.compact() if hasattr(full, "compact") else None
-    model = LookupModel(full if compact is None else compact, loaded.name, loaded.version)
-    pinned = f"models:/{loaded.name}/{loaded.version}"
-    resolved = _registered_version(db, pinned) if db is not None else None
-    if resolved is not None:
-        _write_cache(_cache_path(db, *resolved), model.risk_model)
-    return model
-
-
-def _write_cache(path: Path, risk_model: Any) -> None:
-    """Write atomically; a cache that cannot be written only costs the next lookup time."""
-    import cloudpickle
-
-    from pipeline.io import atomic_file
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path, "wb") as out:
-            cloudpickle.dump(risk_model, out)
-        for old in _OLD_CACHE_FILES:
-            (path.parent / old).unlink(missing_ok=True)
-    except OSError:
-        return
 
 
 # --- answers to feature values ----------------------------------------------------------------
@@ -410,7 +286,7 @@ def _missing(value: Any) -> bool:
 
 
 def lookup_risk(
-    model: LookupModel,
+    model: RegisteredModel,
     known: Mapping[str, Any],
     *,
     config: LookupConfig,
@@ -469,7 +345,7 @@ def lookup_risk(
 
 
 def _suggestions(
-    model: LookupModel,
+    model: RegisteredModel,
     known: Mapping[str, Any],
     contributions: pd.Series,
     risk: float,

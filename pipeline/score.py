@@ -37,6 +37,7 @@ from pipeline.cohort import Cohort
 from pipeline.config import FeaturesConfig, RiskBandsConfig, ScoreConfig
 from pipeline.episodes import index_episodes
 from pipeline.errors import HamriskError
+from pipeline.model_cache import RegisteredModel, load_model, resolve
 from pipeline.schemas import PREDICTION_COLUMNS, Predictions
 from pipeline.validate import ValidationResult, validate_cohort, write_rejects
 
@@ -58,52 +59,6 @@ class LockedError(HamriskError):
     """Another run holds the lock on the output for longer than we are willing to wait."""
 
     exit_code = 3
-
-
-# --- the model as scoring uses it -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScoringModel:
-    """A loaded pyfunc with the registered name and version every prediction records."""
-
-    pyfunc: Any
-    name: str
-    version: str
-    uri: str
-
-    @property
-    def risk_model(self) -> Any:
-        """The fitted ``models.estimators.RiskModel`` inside the pyfunc."""
-        return self.pyfunc.unwrap_python_model().risk_model
-
-
-def load_scoring_model(uri: str) -> ScoringModel:
-    """Resolve ``uri`` to one version and load exactly that version.
-
-    An alias is resolved once and the version it names is loaded, so an alias moved in
-    between cannot give predictions of one version labelled with another.
-
-    Raises:
-        HamriskError: the URI names no existing version (the message lists those that do),
-            or the store cannot be reached.
-    """
-    from pipeline import registry  # MLflow is imported on use
-
-    name, version, pinned = resolve_scoring_model(uri)
-    return ScoringModel(registry.load_risk_model(pinned), name, version, pinned)
-
-
-def resolve_scoring_model(uri: str) -> tuple[str, str, str]:
-    """``(name, version, pinned URI)`` of the one version ``uri`` names, without loading it.
-
-    Raises:
-        HamriskError: as :func:`load_scoring_model`.
-    """
-    from pipeline import registry  # MLflow is imported on use
-
-    name, version = registry.resolve_model_version(uri)
-    return name, version, f"models:/{name}/{version}" if name != uri else uri
 
 
 # --- the stage ------------------------------------------------------------------------------
@@ -185,7 +140,7 @@ def _say(spec: FeatureSpec, values: np.ndarray, context: dict[str, np.ndarray]) 
 
 def score_episodes(
     cohort: Cohort,
-    model: ScoringModel,
+    model: RegisteredModel,
     *,
     as_of: dt.date,
     features_config: FeaturesConfig,
@@ -197,8 +152,9 @@ def score_episodes(
 
     An episode without a return to sport by ``as_of`` is scored as of ``as_of`` and marked
     ``provisional``. Features are built by the same functions training used, and risk and
-    interval come from the registered model's own ``RiskModel`` (what its pyfunc serves),
-    so scoring cannot drift from training or serving.
+    interval come from the registered model's own ``RiskModel`` (what its pyfunc serves) or
+    its compact form, which gives the same numbers to the bit, so scoring cannot drift from
+    training or serving.
 
     Args:
         cohort: the validated cohort, or the records of some of its athletes.
@@ -401,7 +357,7 @@ def run_scoring(
     folder: Path | str,
     out: Path | str,
     *,
-    model: ScoringModel | str,
+    model: RegisteredModel | str,
     config: ScoreConfig,
     features_config: FeaturesConfig,
     as_of: dt.date | None = None,
@@ -442,7 +398,7 @@ def run_scoring(
     # A model URI is resolved now, so a wrong one fails before any reading, and loaded
     # after validation, whose text has gone back to the system by then: the model's
     # libraries do not add to the peak of reading a large cohort.
-    pinned = resolve_scoring_model(model)[2] if isinstance(model, str) else None
+    pinned = resolve(model) if isinstance(model, str) else None
     timeout = config.lock_timeout_seconds if lock_timeout is None else lock_timeout
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -459,7 +415,7 @@ def run_scoring(
         _remove_stale_temporaries(out)
         validation = validate_cohort(folder, today=today)
         if pinned is not None:
-            model = load_scoring_model(pinned)
+            model = load_model(pinned)
         existing = read_predictions(out) if only_new and out.exists() else None
         if existing is not None:
             _check_same_model(out, existing, model)
@@ -489,7 +445,7 @@ def _score_and_write(
     validation: ValidationResult,
     out: Path,
     fmt: str,
-    model: ScoringModel,
+    model: RegisteredModel,
     config: ScoreConfig,
     features_config: FeaturesConfig,
     as_of: dt.date,
@@ -751,7 +707,7 @@ def _typed_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _check_same_model(out: Path, existing: pd.DataFrame, model: ScoringModel) -> None:
+def _check_same_model(out: Path, existing: pd.DataFrame, model: RegisteredModel) -> None:
     names = sorted(set(existing["model_name"]) - {model.name})
     if names:
         raise OutputError(

@@ -22,14 +22,12 @@ from pipeline.config import (
 )
 from pipeline.lookup import (
     LookupInputError,
-    LookupModel,
     athlete_known_features,
     known_features,
-    load_lookup_model,
     lookup_risk,
     reference_draws,
-    store_database,
 )
+from pipeline.model_cache import RegisteredModel, load_model, store_database
 
 FEATURES = load_config(FeaturesConfig, name="features")
 SETTINGS = load_config(ScoreConfig, name="score")
@@ -41,7 +39,7 @@ LOOKUP = ["lookup", "--prior-injuries", "2", "--lsi", "0.86", "--grade", "2", "-
 def model(trained_model, monkeypatch):
     monkeypatch.setenv("HAMRISK_HOME", str(trained_model["home"]))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return load_lookup_model(trained_model["uri"])
+    return load_model(trained_model["uri"])
 
 
 def _lookup(model, known, **kwargs):
@@ -148,8 +146,8 @@ def test_store_database_is_the_registry_store(trained_model, monkeypatch):
 
 def test_a_cached_lookup_does_not_import_mlflow(model, trained_model):
     code = (
-        "import sys; from pipeline.lookup import load_lookup_model; "
-        f"m = load_lookup_model({trained_model['uri']!r}); "
+        "import sys; from pipeline.model_cache import load_model; "
+        f"m = load_model({trained_model['uri']!r}); "
         "print(m.version, 'mlflow' in sys.modules)"
     )
     env = {**os.environ, "HAMRISK_HOME": str(trained_model["home"])}
@@ -195,11 +193,12 @@ def stumps(stumps_store, monkeypatch):
 def test_an_additive_model_is_looked_up_in_compact_form_with_the_same_answers(
     stumps, trained_model
 ):
-    from pipeline.score import load_scoring_model
+    from pipeline import registry
 
-    model = load_lookup_model(stumps["uri"])
+    model = load_model(stumps["uri"])
     assert isinstance(model.risk_model, CompactRiskModel)
-    whole = LookupModel(load_scoring_model(stumps["uri"]).risk_model, model.name, model.version)
+    full = registry.load_risk_model(stumps["uri"]).unwrap_python_model().risk_model
+    whole = RegisteredModel(full, model.name, model.version)
     athlete, about = athlete_known_features(
         trained_model["cohort"], "A000001", FEATURES, as_of=trained_model["today"]
     )
@@ -216,21 +215,21 @@ def test_an_additive_model_is_looked_up_in_compact_form_with_the_same_answers(
     assert any(r.factors for r in results) and any(r.lower_risk for r in results)
 
 
-def test_the_cache_holds_the_compact_form_and_never_reads_an_older_entry(stumps):
-    load_lookup_model(stumps["uri"])
-    (entry,) = (stumps["home"] / ".cache" / "lookup").rglob("*.pkl")
-    older = entry.with_name("risk_model.pkl")
-    older.write_bytes(b"an entry in the format before the compact form")
+def test_the_cache_holds_the_compact_form_and_never_reads_another_format(stumps):
+    load_model(stumps["uri"])
+    (entry,) = (stumps["home"] / ".cache" / "models").rglob("*.pkl")
+    other = entry.with_name("model.1.pkl")  # a file of another format, beside it
+    other.write_bytes(b"an entry in another format")
     entry.unlink()
-    model = load_lookup_model(stumps["uri"])
+    model = load_model(stumps["uri"])
     assert isinstance(model.risk_model, CompactRiskModel)
-    assert entry.is_file() and not older.exists()
+    assert entry.is_file()
     with entry.open("rb") as handle:
         assert isinstance(pickle.load(handle), CompactRiskModel)
 
 
 def test_a_cached_lookup_imports_no_mlflow_lightgbm_sklearn_or_scipy(stumps):
-    load_lookup_model(stumps["uri"])
+    load_model(stumps["uri"])
     code = (
         "import atexit, sys; "
         "atexit.register(lambda: print(sorted(m for m in "

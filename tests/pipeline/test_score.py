@@ -12,11 +12,11 @@ import pytest
 from pipeline.config import FeaturesConfig, RiskBandsConfig, ScoreConfig, load_config
 from pipeline.episodes import index_episodes
 from pipeline.errors import HamriskError
+from pipeline.model_cache import load_model
 from pipeline.score import (
     OutputError,
     _as_csv_text,
     athlete_chunks,
-    load_scoring_model,
     read_predictions,
     run_scoring,
     score_episodes,
@@ -33,7 +33,7 @@ def scored(trained_model, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HAMRISK_HOME", str(trained_model["home"]))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        model = load_scoring_model(trained_model["uri"])
+        model = load_model(trained_model["uri"])
     today = trained_model["today"]
     cohort = validate_cohort(trained_model["cohort"], today=today).cohort
     predictions = score_episodes(
@@ -217,7 +217,7 @@ def test_unknown_version_lists_the_versions_that_exist(trained_model, monkeypatc
     monkeypatch.setenv("HAMRISK_HOME", str(trained_model["home"]))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(HamriskError, match=r"no such model version.*1 \(champion\)"):
-        load_scoring_model("models:/hamstring-reinjury/99")
+        load_model("models:/hamstring-reinjury/99")
 
 
 def test_as_of_before_an_injury_leaves_it_out(scored, trained_model):
