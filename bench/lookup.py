@@ -7,6 +7,7 @@ score one record; the median of repeated runs is reported with its spread.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,11 @@ def run_lookup(work: Path, model: BenchModel, repeats: int) -> LookupBench:
         not_measured["lookup"] = missing
     else:
         # The first lookup of a version loads it through MLflow and caches it for the next
-        # ones: timed apart, then the cached cold starts.
+        # ones: timed apart, then the cached cold starts. Scoring has filled the cache with
+        # the same version already, so it is emptied first.
+        from pipeline.model_cache import CACHE_FOLDER
+
+        shutil.rmtree(model.home / CACHE_FOLDER, ignore_errors=True)
         progress("lookup: hamrisk lookup, first of this version (fills the cache)")
         child = run_child(lookup_argv, env=env)
         first = child.seconds if child.returncode == 0 else None

@@ -212,7 +212,8 @@ def render_scoring(b: ScoringBench) -> str:
         " it, in the same run, the benchmark builds the same cohort's feature matrix and times"
         " only the model's LightGBM `Booster.predict` on it (no interval, no factors, no I/O):"
         " the same trees walked by LightGBM's C++ predictor, the reference the overhead is"
-        " measured against.",
+        " measured against. The first run of a model version loads it through MLflow and"
+        " caches it (the slow maximum of the smallest size); later runs read the cache.",
         "",
     ]
     if not b.points:
