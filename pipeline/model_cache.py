@@ -94,13 +94,18 @@ def resolve(uri: str) -> str:
         HamriskError: the URI names no existing version (the message lists those that do),
             or the store cannot be reached.
     """
-    db = store_database()
-    found = registered_version(db, uri) if db is not None else None
+    found = _local_version(uri)[1]
     if found is not None:
         return f"models:/{found[0]}/{found[1]}"
     from pipeline import registry  # MLflow is imported on use
 
     return _pinned(uri, *registry.resolve_model_version(uri))
+
+
+def _local_version(uri: str) -> tuple[Path | None, tuple[str, str, int] | None]:
+    """The SQLite store (if the store is one) and what it says ``uri`` names, if certain."""
+    db = store_database()
+    return db, registered_version(db, uri) if db is not None else None
 
 
 def _pinned(uri: str, name: str, version: str) -> str:
@@ -119,9 +124,8 @@ def load_model(uri: str) -> RegisteredModel:
         HamriskError: the URI names no existing version (the message lists those that do),
             or the store cannot be reached.
     """
-    db = store_database()
-    found = registered_version(db, uri) if db is not None else None
-    if found is not None:
+    db, found = _local_version(uri)
+    if db is not None and found is not None:
         cached = _cache_path(db, *found)
         if cached.is_file():
             with cached.open("rb") as handle:
