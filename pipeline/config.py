@@ -597,3 +597,110 @@ class ScoreConfig(Section):
     top_factors: int = Field(3, ge=1, le=10)
     bands: RiskBandsConfig = RiskBandsConfig()
     lookup: LookupConfig = LookupConfig()
+
+
+# --- The literature model, its updating and the calibration rule (configs/literature.yaml) ---
+
+
+class PublishedEffectConfig(Section):
+    """One published effect mapped onto a feature column (see configs/literature.yaml)."""
+
+    column: str = Field(min_length=1)
+    term: Literal["linear", "at_least", "equals"]
+    clip: tuple[float, float] | None = None
+    threshold: float | None = None
+    level: str | bool | None = None
+    measure: Literal["OR", "RR"]
+    ratio: PositiveFloat
+    ci: tuple[PositiveFloat, PositiveFloat]
+    unexposed_risk: float | None = Field(None, gt=0.0, lt=1.0)
+    per: float
+    log_scale_factor: float = Field(1.0, gt=0.0, le=1.0)
+    source: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PublishedEffectConfig:
+        low, high = self.ci
+        if not low <= self.ratio <= high or low >= high:
+            raise ValueError(f"ci {self.ci} must be ordered and contain ratio {self.ratio}")
+        if self.per == 0:
+            raise ValueError("per must not be 0")
+        if self.measure == "RR":
+            if self.unexposed_risk is None:
+                raise ValueError("a risk ratio needs unexposed_risk to become an odds ratio")
+            if self.ratio * self.unexposed_risk >= 1:
+                raise ValueError(
+                    f"ratio x unexposed_risk = {self.ratio * self.unexposed_risk:g} must be < 1"
+                )
+        if self.term == "linear" and self.clip is not None and self.clip[0] >= self.clip[1]:
+            raise ValueError(f"clip {self.clip} must be ordered")
+        if self.term == "at_least" and self.threshold is None:
+            raise ValueError("an at_least term needs a threshold")
+        if self.term == "equals" and self.level is None:
+            raise ValueError("an equals term needs a level")
+        return self
+
+
+class SampleSizeConfig(Section):
+    """Riley et al. 2020 (BMJ 368:m441) criteria for a model's minimum sample size."""
+
+    shrinkage: float = Field(0.9, gt=0.0, lt=1.0)
+    r2_optimism: float = Field(0.05, gt=0.0, lt=1.0)
+    risk_margin: float = Field(0.05, gt=0.0, lt=0.5)
+
+
+class UpdatingConfig(Section):
+    """Closed testing of the literature model's updates (Vergouwe et al. 2017)."""
+
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+    penalty_strengths: tuple[PositiveFloat, ...] = Field((0.25, 1, 4, 16, 64), min_length=1)
+    cv_folds: int = Field(5, ge=2, le=20)
+    random_state: int = Field(20261126, ge=0)
+    sample_size: SampleSizeConfig = SampleSizeConfig()
+
+
+class ToleranceConfig(Section):
+    """A metric's clinically acceptable range and the wider range a verdict needs."""
+
+    tolerance: tuple[float, float]
+    decisive: tuple[float, float]
+    source: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _nested(self) -> ToleranceConfig:
+        (lo, hi), (wide_lo, wide_hi) = self.tolerance, self.decisive
+        if not wide_lo < lo < hi < wide_hi:
+            raise ValueError(
+                f"needs decisive[0] < tolerance[0] < tolerance[1] < decisive[1], got "
+                f"tolerance {self.tolerance}, decisive {self.decisive}"
+            )
+        return self
+
+
+class CalibrationJudgementConfig(Section):
+    """One rule for judging calibration from an interval (models/judgement.py)."""
+
+    level: float = Field(0.95, gt=0.5, lt=1.0)
+    calibration_slope: ToleranceConfig
+    calibration_intercept: ToleranceConfig
+    observed_expected: ToleranceConfig
+
+
+class LiteratureConfig(Section):
+    """``configs/literature.yaml``: the literature model, its updating, the calibration rule."""
+
+    baseline_risk: float = Field(gt=0.0, lt=1.0)
+    baseline_risk_interval: tuple[float, float]
+    effects: dict[str, PublishedEffectConfig] = Field(min_length=1)
+    updating: UpdatingConfig = UpdatingConfig()
+    calibration_judgement: CalibrationJudgementConfig
+
+    @model_validator(mode="after")
+    def _baseline_inside(self) -> LiteratureConfig:
+        low, high = self.baseline_risk_interval
+        if not 0 < low < self.baseline_risk < high < 1:
+            raise ValueError(
+                f"baseline_risk_interval {self.baseline_risk_interval} must lie in (0, 1) "
+                f"and contain baseline_risk {self.baseline_risk}"
+            )
+        return self

@@ -1,0 +1,506 @@
+"""Updating a published model from a clinic's outcomes, by closed testing.
+
+From least to most (Steyerberg et al. 2004, Stat Med 23:2567; Janssen et al. 2008, J Clin
+Epidemiol 61:76), with ``o`` the base model's linear predictor and ``Z`` its centred terms:
+
+- ``none``: ``logit p = o``;
+- ``intercept`` (calibration-in-the-large): ``logit p = o + a``;
+- ``recalibration`` (logistic recalibration): ``logit p = a + g o``;
+- ``revision``: ``logit p = o + a + Z d``, every coefficient re-estimated under an L2 penalty
+  centred on the published one: ``lambda/2 sum_j d_j^2 / se_j^2``, with ``se_j`` the published
+  standard error, so ``lambda = 1`` is a normal prior with exactly the published uncertainty.
+  ``lambda`` is chosen from a grid by grouped cross-validation (an athlete's episodes stay in
+  one fold) on the held-out weighted log loss. Fitted with glum (offset, per-coefficient L2).
+
+The closed testing procedure (Vergouwe et al. 2017, Stat Med 36:4529) compares the most
+extensive step the sample supports with each simpler one by a likelihood-ratio test, from
+``none`` upwards, and keeps the first that the extensive step does not beat at level
+``alpha``; if it beats them all, it is kept. The revision's degrees of freedom are its
+effective number of parameters, ``trace((D'WD + P)^-1 D'WD)`` (Gray 1992, JASA 87:942), and
+its likelihood is the unpenalised one at the penalised estimate.
+
+Before testing, each step must be supported by the sample (Riley et al. 2020,
+:mod:`models.samplesize`): the intercept needs the overall risk within the margin
+(criterion 3), the recalibration one parameter and the revision one per term, at the
+anticipated R² of the base model's own risks (:func:`models.samplesize.anticipated_r2_cs`)
+and the observed outcome rate. A step the sample does not support is refused, with the
+numbers, and is never fitted into the result. A recalibration whose slope is not positive is
+refused too: it would make a constant or inverted model. "No update" is always available.
+
+IPCW weights count the information of the known outcomes only through Kish's effective
+sample size (Kish 1965): every fit and test uses the weights rescaled to sum to
+``(sum w)^2 / sum w^2``, so a likelihood-ratio test is not fed an inflated sample.
+
+Intervals of an updated model are its GLM's own: Wald on the log-odds scale from the fitted
+parameters' covariance, the published coefficients taken as fixed in the offset. For the
+revision the covariance is the penalised one, ``(D'WD + P)^-1``, the posterior covariance of
+the normal prior (written out here: glum reports covariances for unpenalised fits only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from glum import GeneralizedLinearRegressor
+from scipy.special import expit, xlogy
+from scipy.stats import chi2
+from sklearn.model_selection import GroupKFold
+
+from models.compact import Assessment
+from models.literature import LiteratureModel, wald_assessment
+from models.samplesize import (
+    anticipated_r2_cs,
+    max_r2_cs,
+    minimum_sample_size,
+    overall_risk_sample_size,
+)
+
+Step = Literal["none", "intercept", "recalibration", "revision"]
+STEPS: tuple[Step, ...] = ("none", "intercept", "recalibration", "revision")
+# Below this many degrees of freedom between two steps a likelihood-ratio test says nothing.
+_MIN_TEST_DF = 0.5
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Why a step was available or refused before testing, and its fit when available."""
+
+    step: Step
+    supported: bool
+    parameters: float
+    required_episodes: int | None
+    reason: str
+    log_likelihood: float | None = None
+
+
+@dataclass(frozen=True)
+class LikelihoodRatioTest:
+    """One test of the closed procedure: the extensive step against a simpler one."""
+
+    extensive: Step
+    simpler: Step
+    statistic: float
+    df: float
+    p_value: float
+    significant: bool
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What ``update_model`` chose and why.
+
+    Attributes:
+        step: the chosen step.
+        model: the updated model (for ``none``, the base model itself); both offer
+            ``predict_risk``, ``predict_interval``, ``contributions`` and ``assess``.
+        steps: every step, whether the sample supported it, and why.
+        tests: the likelihood-ratio tests in the order made.
+        penalty_strength: the revision's ``lambda`` chosen by cross-validation (``None``
+            when the revision was not fitted).
+        effective_episodes: Kish's effective number of known outcomes.
+        events: weighted recurrences among them; ``event_rate`` their weighted share.
+        anticipated_r2_cs: the R² the sample sizes were computed at.
+    """
+
+    step: Step
+    model: LiteratureModel | UpdatedModel
+    steps: tuple[StepRecord, ...]
+    tests: tuple[LikelihoodRatioTest, ...]
+    penalty_strength: float | None
+    effective_episodes: float
+    events: float
+    event_rate: float
+    anticipated_r2_cs: float | None
+    reasons: tuple[str, ...] = field(default=())
+
+
+class UpdatedModel:
+    """The base model after an ``intercept``, ``recalibration`` or ``revision`` update.
+
+    Same interface as :class:`models.literature.LiteratureModel`. Attributes: ``base``,
+    ``step``, ``params_`` (``[a]``, ``[a, g]`` or ``[a, d_1..d_K]``), ``covariance_``,
+    ``intercept_`` and ``coef_`` (the effective log-odds intercept and per-term
+    coefficients), ``feature_names_in_``, ``terms_``, ``base_rate_`` (weighted event rate of
+    the updating sample).
+    """
+
+    def __init__(
+        self,
+        base: LiteratureModel,
+        step: Step,
+        params: np.ndarray,
+        covariance: np.ndarray,
+        base_rate: float,
+    ) -> None:
+        if step not in ("intercept", "recalibration", "revision"):
+            raise ValueError(
+                f"an updated model's step is intercept, recalibration or revision ({step!r})"
+            )
+        self.base = base
+        self.step = step
+        self.params_ = np.asarray(params, dtype=np.float64)
+        self.covariance_ = np.asarray(covariance, dtype=np.float64)
+        self.feature_names_in_ = base.feature_names_in_
+        self.terms_ = base.terms_
+        self.base_rate_ = float(base_rate)
+        a = self.params_[0]
+        if step == "intercept":
+            self.intercept_, self.coef_ = base.intercept_ + a, base.coef_.copy()
+        elif step == "recalibration":
+            g = self.params_[1]
+            self.intercept_, self.coef_ = a + g * base.intercept_, g * base.coef_
+        else:
+            self.intercept_, self.coef_ = base.intercept_ + a, base.coef_ + self.params_[1:]
+
+    def term_matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The base model's centred terms."""
+        return self.base.term_matrix(X)
+
+    def feature_map(self) -> np.ndarray:
+        return self.base.feature_map()
+
+    def _design(self, z: np.ndarray) -> np.ndarray:
+        ones = np.ones((len(z), 1))
+        if self.step == "intercept":
+            return ones
+        if self.step == "recalibration":
+            return np.column_stack([ones, self.base.intercept_ + z @ self.base.coef_])
+        return np.column_stack([ones, z])
+
+    def linear_predictor(self, X: pd.DataFrame) -> np.ndarray:
+        return self.intercept_ + self.term_matrix(X) @ self.coef_
+
+    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
+        return expit(self.linear_predictor(X))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = self.predict_risk(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_interval(
+        self, X: pd.DataFrame, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assessed = self.assess(X, level, contributions=False)
+        return assessed.risk_low, assessed.risk_high
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        return self.assess(X, contributions=True).contributions
+
+    def assess(
+        self, X: pd.DataFrame, level: float = 0.95, contributions: bool = True
+    ) -> Assessment:
+        """Risk, the GLM's Wald interval and per-feature contributions (module docstring)."""
+        z = self.term_matrix(X)
+        design = self._design(z)
+        se = np.sqrt(np.einsum("ij,jk,ik->i", design, self.covariance_, design))
+        eta = self.intercept_ + z @ self.coef_
+        return wald_assessment(
+            eta, se, z * self.coef_, self.feature_map(), self.feature_names_in_, X.index, level,
+            contributions,
+        )  # fmt: skip
+
+
+def update_model(
+    base: LiteratureModel,
+    X: pd.DataFrame,
+    y: np.ndarray | pd.Series,
+    sample_weight: np.ndarray | pd.Series | None = None,
+    groups: np.ndarray | pd.Series | None = None,
+    *,
+    alpha: float = 0.05,
+    penalty_strengths: tuple[float, ...] = (0.25, 1.0, 4.0, 16.0, 64.0),
+    cv_folds: int = 5,
+    random_state: int | None = None,
+    shrinkage: float = 0.9,
+    r2_optimism: float = 0.05,
+    risk_margin: float = 0.05,
+) -> UpdateResult:
+    """Choose and fit the update of ``base`` that the clinic's outcomes support.
+
+    Args:
+        base: a fitted base model (``term_matrix``, ``coef_``, ``coef_se_``, ``intercept_``).
+        X: the clinic's feature frame, one row per episode.
+        y: 1.0 recurred, 0.0 no recurrence, NaN unknown.
+        sample_weight: IPCW weights (0 for unknown outcomes); ``None``: 1 where known.
+        groups: athlete ids for the cross-validation folds; ``None``: one per episode.
+        alpha: level of each likelihood-ratio test.
+        penalty_strengths: the grid of ``lambda`` for the revision.
+        cv_folds: folds of the grouped cross-validation.
+        random_state: seeds the folds.
+        shrinkage, r2_optimism, risk_margin: Riley et al. 2020 criteria for the sample size.
+
+    Raises:
+        ValueError: inputs of the wrong shape, labels other than 0/1/NaN, negative weights,
+            a known-outcome weight on an unknown label, or an empty grid.
+    """
+    if not penalty_strengths or min(penalty_strengths) <= 0:
+        raise ValueError(f"penalty_strengths must be positive and non-empty ({penalty_strengths})")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1) (got {alpha})")
+    y_arr, w_arr, g_arr = _check_inputs(X, y, sample_weight, groups)
+    known = w_arr > 0
+    z_all = base.term_matrix(X)
+    o_all = base.intercept_ + z_all @ base.coef_
+    z, o, yk, wk, gk = z_all[known], o_all[known], y_arr[known], w_arr[known], g_arr[known]
+    n_eff = float(wk.sum() ** 2 / np.sum(wk**2)) if known.any() else 0.0
+    wk = wk * (n_eff / wk.sum()) if known.any() else wk
+    events = float(np.sum(wk * yk))
+    rate = events / n_eff if n_eff > 0 else float("nan")
+
+    records: dict[Step, StepRecord] = {}
+    ll_none = _log_likelihood(yk, expit(o), wk)
+    records["none"] = StepRecord("none", True, 0, None, "always available", ll_none)
+    if n_eff == 0 or events < 1 or n_eff - events < 1:
+        reason = (
+            f"{n_eff:.0f} known outcomes with {events:.0f} recurrences: both outcomes are "
+            "needed to estimate anything"
+        )
+        for step in STEPS[1:]:
+            records[step] = StepRecord(step, False, 0, None, reason)
+        return _result("none", base, records, (), None, n_eff, events, rate, None, [reason])
+
+    r2 = anticipated_r2_cs(expit(o))
+    sizes = {"recalibration": 1, "revision": len(base.coef_)}
+    required: dict[Step, int] = {}
+    allowed_r2 = r2 if 0 < r2 < min(max_r2_cs(rate), shrinkage) else None
+    for step in STEPS[1:]:
+        if step == "intercept":
+            # Only the overall risk is estimated: Riley's criterion 3 alone.
+            need = overall_risk_sample_size(rate, risk_margin)
+        elif allowed_r2 is None:
+            need = None
+        else:
+            need = minimum_sample_size(
+                sizes[step], rate, allowed_r2, shrinkage, r2_optimism, risk_margin
+            ).minimum
+        required[step] = need
+
+    fits: dict[Step, tuple[np.ndarray, np.ndarray, float, float]] = {}
+    lam = None
+    for step in STEPS[1:]:
+        need = required[step]
+        parameters = {"intercept": 1, "recalibration": 2, "revision": 1 + len(base.coef_)}[step]
+        if need is None:
+            records[step] = StepRecord(
+                step, False, parameters, None,
+                f"anticipated R² {r2:.4f} is outside what the outcome rate allows",
+            )  # fmt: skip
+            continue
+        if n_eff < need:
+            records[step] = StepRecord(
+                step, False, parameters, need,
+                f"{n_eff:.0f} effective known outcomes; Riley et al. 2020 ask for {need} "
+                f"at outcome rate {rate:.3f} and anticipated R² {r2:.4f}",
+            )  # fmt: skip
+            continue
+        if step == "intercept":
+            fit = _fit_glm(np.ones((len(yk), 1)), yk, wk, o)
+        elif step == "recalibration":
+            fit = _fit_glm(np.column_stack([np.ones(len(yk)), o]), yk, wk, None)
+            if fit[0][1] <= 0:
+                records[step] = StepRecord(
+                    step, False, parameters, need,
+                    f"fitted slope {fit[0][1]:.3f} is not positive: a recalibration would "
+                    "make a constant or inverted model",
+                )  # fmt: skip
+                continue
+        else:
+            lam = _choose_strength(
+                z, yk, wk, gk, o, base.coef_se_, penalty_strengths, cv_folds, random_state
+            )
+            fit = _fit_revision(z, yk, wk, o, base.coef_se_, lam)
+            parameters = fit[3]
+        fits[step] = fit
+        records[step] = StepRecord(
+            step, True, parameters, need,
+            f"{n_eff:.0f} effective known outcomes meet Riley et al. 2020's {need}",
+            fit[2],
+        )  # fmt: skip
+
+    available = [s for s in STEPS if s == "none" or s in fits]
+    extensive = available[-1]
+    tests: list[LikelihoodRatioTest] = []
+    reasons: list[str] = []
+    chosen: Step = extensive
+    if extensive == "none":
+        reasons.append("no update is supported by the sample; the base model is kept")
+        chosen = "none"
+    else:
+        top_ll, top_df = records[extensive].log_likelihood, _df(extensive, records)
+        for simpler in available[:-1]:
+            df = top_df - _df(simpler, records)
+            statistic = max(2.0 * (top_ll - records[simpler].log_likelihood), 0.0)
+            if df < _MIN_TEST_DF:
+                reasons.append(
+                    f"{extensive} adds {df:.2f} effective parameters over {simpler}: {simpler} kept"
+                )
+                chosen = simpler
+                break
+            p_value = float(chi2.sf(statistic, df))
+            significant = p_value < alpha
+            tests.append(
+                LikelihoodRatioTest(extensive, simpler, statistic, df, p_value, significant)
+            )
+            if not significant:
+                reasons.append(
+                    f"{extensive} does not improve on {simpler} (LR {statistic:.2f} on "
+                    f"{df:.2f} df, p = {p_value:.3f} >= {alpha}): {simpler} kept"
+                )
+                chosen = simpler
+                break
+            reasons.append(
+                f"{extensive} improves on {simpler} (LR {statistic:.2f} on {df:.2f} df, "
+                f"p = {p_value:.3g})"
+            )
+    if chosen == "none":
+        model: LiteratureModel | UpdatedModel = base
+    else:
+        params, covariance, _, _ = fits[chosen]
+        model = UpdatedModel(base, chosen, params, covariance, rate)
+    return _result(
+        chosen, model, records, tuple(tests), lam, n_eff, events, rate, r2, reasons,
+    )  # fmt: skip
+
+
+def _result(
+    step: Step,
+    model: LiteratureModel | UpdatedModel,
+    records: dict[Step, StepRecord],
+    tests: tuple[LikelihoodRatioTest, ...],
+    lam: float | None,
+    n_eff: float,
+    events: float,
+    rate: float,
+    r2: float | None,
+    reasons: list[str],
+) -> UpdateResult:
+    return UpdateResult(
+        step=step,
+        model=model,
+        steps=tuple(records[s] for s in STEPS),
+        tests=tests,
+        penalty_strength=lam,
+        effective_episodes=n_eff,
+        events=events,
+        event_rate=rate,
+        anticipated_r2_cs=r2,
+        reasons=tuple(reasons),
+    )
+
+
+def _df(step: Step, records: dict[Step, StepRecord]) -> float:
+    return 0.0 if step == "none" else float(records[step].parameters)
+
+
+def _log_likelihood(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return float(np.sum(w * (xlogy(y, p) + xlogy(1 - y, 1 - p))))
+
+
+def _fit_glm(
+    design: np.ndarray, y: np.ndarray, w: np.ndarray, offset: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Unpenalised weighted logistic GLM (statsmodels): params, covariance, log-lik, df."""
+    model = sm.GLM(y, design, family=sm.families.Binomial(), offset=offset, var_weights=w)
+    fitted = model.fit()
+    eta = design @ fitted.params + (0.0 if offset is None else offset)
+    ll = _log_likelihood(y, expit(eta), w)
+    return np.asarray(fitted.params), np.asarray(fitted.cov_params()), ll, float(design.shape[1])
+
+
+def _revision_regressor(
+    lam: float, se: np.ndarray, total_weight: float
+) -> GeneralizedLinearRegressor:
+    # glum minimises  deviance / (2 sum w) + alpha/2 d' P2 d, i.e. (-loglik + lam/2 d' P2 d)
+    # / sum w when alpha = lam / sum w and P2 = 1 / se^2: lam = 1 is the published prior.
+    return GeneralizedLinearRegressor(
+        family="binomial",
+        alpha=lam / total_weight,
+        l1_ratio=0.0,
+        P2=1.0 / se**2,
+        fit_intercept=True,
+        gradient_tol=1e-8,
+        max_iter=200,
+    )
+
+
+def _fit_revision(
+    z: np.ndarray, y: np.ndarray, w: np.ndarray, o: np.ndarray, se: np.ndarray, lam: float
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Penalised revision: params ``[a, d]``, penalised covariance, log-lik, effective df."""
+    regressor = _revision_regressor(lam, se, w.sum()).fit(z, y, sample_weight=w, offset=o)
+    params = np.concatenate([[regressor.intercept_], regressor.coef_])
+    design = np.column_stack([np.ones(len(y)), z])
+    p = expit(o + design @ params)
+    information = design.T @ (design * (w * p * (1 - p))[:, None])
+    penalty = np.diag(np.concatenate([[0.0], lam / se**2]))
+    covariance = np.linalg.inv(information + penalty)
+    edf = float(np.trace(covariance @ information))
+    return params, covariance, _log_likelihood(y, p, w), edf
+
+
+def _choose_strength(
+    z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    groups: np.ndarray,
+    o: np.ndarray,
+    se: np.ndarray,
+    strengths: tuple[float, ...],
+    cv_folds: int,
+    random_state: int | None,
+) -> float:
+    """The ``lambda`` of least held-out weighted log loss over grouped folds."""
+    n_groups = len(np.unique(groups))
+    folds = GroupKFold(n_splits=min(cv_folds, n_groups), shuffle=True, random_state=random_state)
+    losses = np.zeros(len(strengths))
+    for train, test in folds.split(z, y, groups):
+        for k, lam in enumerate(sorted(strengths)):
+            if len(np.unique(y[train])) < 2:
+                continue
+            regressor = _revision_regressor(lam, se, w[train].sum())
+            regressor.fit(z[train], y[train], sample_weight=w[train], offset=o[train])
+            p = expit(o[test] + regressor.intercept_ + z[test] @ regressor.coef_)
+            losses[k] -= _log_likelihood(y[test], p, w[test])
+    return float(sorted(strengths)[int(np.argmin(losses))])
+
+
+def _check_inputs(
+    X: pd.DataFrame,
+    y: np.ndarray | pd.Series,
+    sample_weight: np.ndarray | pd.Series | None,
+    groups: np.ndarray | pd.Series | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(X)
+    y_arr = np.asarray(y, dtype=np.float64)
+    if y_arr.shape != (n,):
+        raise ValueError(f"y has shape {y_arr.shape}, expected ({n},)")
+    bad = np.flatnonzero(~np.isnan(y_arr) & (y_arr != 0) & (y_arr != 1))
+    if bad.size:
+        raise ValueError(f"y must be 1.0, 0.0 or NaN; row {bad[0]} has {y_arr[bad[0]]}")
+    if sample_weight is None:
+        w_arr = np.where(np.isnan(y_arr), 0.0, 1.0)
+    else:
+        w_arr = np.asarray(sample_weight, dtype=np.float64)
+        if w_arr.shape != (n,):
+            raise ValueError(f"sample_weight has shape {w_arr.shape}, expected ({n},)")
+        bad = np.flatnonzero(~np.isfinite(w_arr) | (w_arr < 0))
+        if bad.size:
+            raise ValueError(
+                f"sample_weight must be finite and >= 0; row {bad[0]} has {w_arr[bad[0]]}"
+            )
+        bad = np.flatnonzero(np.isnan(y_arr) & (w_arr > 0))
+        if bad.size:
+            raise ValueError(
+                f"row {bad[0]} has an unknown outcome (y NaN) but weight {w_arr[bad[0]]}; "
+                "unknown outcomes must weigh 0"
+            )
+    g_arr = np.arange(n) if groups is None else np.asarray(groups)
+    if g_arr.shape != (n,):
+        raise ValueError(f"groups has shape {g_arr.shape}, expected ({n},)")
+    return np.where(w_arr > 0, y_arr, 0.0), w_arr, g_arr
