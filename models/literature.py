@@ -213,6 +213,7 @@ class LiteratureModel:
 
     def linear_predictor(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds of a recurrence, one per row."""
+        self._check_fitted()
         return self.intercept_ + self.term_matrix(X) @ self.coef_
 
     def feature_map(self) -> np.ndarray:
@@ -255,8 +256,7 @@ class LiteratureModel:
         Raises:
             ValueError: ``level`` outside (0, 1), or a column the effects read is missing.
         """
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1) (got {level})")
+        self._check_fitted()
         z = self.term_matrix(X)
         eta = self.intercept_ + z @ self.coef_
         se = np.sqrt(self.intercept_se_**2 + (z**2) @ (self.coef_se_**2))
