@@ -54,7 +54,11 @@ def test_intervals_of_a_perfect_model_cover_the_ideal():
     rng = np.random.default_rng(1)
     p = expit(rng.normal(-0.8, 0.8, 20_000))
     y = (rng.random(p.size) < p).astype(float)
-    for metric, ideal in (("calibration_slope", 1), ("calibration_intercept", 0), ("observed_expected", 1)):
+    for metric, ideal in (
+        ("calibration_slope", 1),
+        ("calibration_intercept", 0),
+        ("observed_expected", 1),
+    ):
         estimate, low, high = calibration_interval(y, p, None, metric)
         assert low < ideal < high, metric
         assert low < estimate < high
@@ -105,6 +109,7 @@ def test_risks_times_one_and_a_half_are_not_passed():
     """Risks x 1.5 (O:E about 0.67): calibration-in-the-large fails it in >= 95% of cohorts
     from 300 episodes, O:E from 1,000 (measured: 99.7% and 100%; at 300 O:E fails 65% and
     leaves the rest "not enough"); neither passes it in more than 10% at any size tried."""
+
     def times_one_and_a_half(p):
         return np.minimum(1.5 * p, 0.999)
 
@@ -123,6 +128,7 @@ def test_overfitted_model_slope_is_detected():
     """Log-odds doubled around the mean (slope 0.5): the slope fails it in >= 90% of cohorts
     from 1,000 episodes and never passes it in more than 5% (measured: 100% at 1,000, 87%
     at 300)."""
+
     def doubled(p):
         return expit(2 * (np.log(p / (1 - p)) + 0.8) - 0.8)
 

@@ -107,7 +107,9 @@ def test_log_odds_effect_odds_ratio_scaling_and_se():
 
 
 def test_risk_ratio_converted_point_keeps_published_log_width():
-    coef, se = log_odds_effect(effect(measure="RR", ratio=2.52, ci=(1.1, 5.78), unexposed_risk=0.14))
+    coef, se = log_odds_effect(
+        effect(measure="RR", ratio=2.52, ci=(1.1, 5.78), unexposed_risk=0.14)
+    )
     assert coef == pytest.approx(math.log(2.52 * 0.86 / (1 - 2.52 * 0.14)))
     assert coef > math.log(2.52)  # a common outcome: OR further from 1 than RR
     assert se == pytest.approx((math.log(5.78) - math.log(1.1)) / (2 * Z95))
@@ -149,7 +151,8 @@ def test_contributions_add_up_to_the_log_odds(model, reference):
 def test_row_order_does_not_matter(model, reference):
     shuffled = reference.sample(frac=1.0, random_state=3)
     assert np.allclose(
-        model.predict_risk(shuffled), pd.Series(model.predict_risk(reference), reference.index)[shuffled.index]
+        model.predict_risk(shuffled),
+        pd.Series(model.predict_risk(reference), reference.index)[shuffled.index],
     )
 
 

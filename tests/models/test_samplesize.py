@@ -69,6 +69,9 @@ def test_anticipated_r2_matches_simulated_likelihood_ratio():
     p = 1 / (1 + np.exp(-rng.normal(-0.7, 0.9, 200_000)))
     y = rng.random(p.size) < p
     phi = y.mean()
-    lr = 2 * (np.sum(np.where(y, np.log(p), np.log(1 - p))) - np.sum(np.where(y, np.log(phi), np.log(1 - phi))))
+    lr = 2 * (
+        np.sum(np.where(y, np.log(p), np.log(1 - p)))
+        - np.sum(np.where(y, np.log(phi), np.log(1 - phi)))
+    )
     # LR/n has sd about sqrt(Var(log-lik ratio per row) / n): well under 0.005 here.
     assert anticipated_r2_cs(p) == pytest.approx(1 - np.exp(-lr / p.size), abs=0.005)

@@ -1,0 +1,187 @@
+"""Closed-testing updates of the literature model on outcomes drawn from known truths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from literature_frames import catalog_frame, literature_model
+from scipy.special import expit, logit
+
+from models.literature import LiteratureModel
+from models.updating import UpdatedModel, _fit_glm, _fit_revision, update_model
+
+GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return catalog_frame(4000, random_state=5)
+
+
+@pytest.fixture(scope="module")
+def base(frame) -> LiteratureModel:
+    return literature_model(frame)
+
+
+def outcomes(eta: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random(len(eta)) < expit(eta)).astype(np.float64)
+
+
+def update(base, X, y, w=None, groups=None, seed=0):
+    return update_model(base, X, y, w, groups, penalty_strengths=GRID, random_state=seed)
+
+
+def test_too_few_outcomes_keep_the_base_model_and_say_why(base, frame):
+    X = frame.iloc[:40]
+    result = update(base, X, outcomes(base.linear_predictor(X) + 1.0, 1))
+    assert result.step == "none" and result.model is base
+    refused = [s for s in result.steps if s.step != "none"]
+    assert all(not s.supported for s in refused)
+    assert all(s.required_episodes and s.required_episodes > 40 for s in refused)
+    assert "Riley" in refused[0].reason
+
+
+def test_one_outcome_class_is_no_update(base, frame):
+    result = update(base, frame.iloc[:500], np.zeros(500))
+    assert result.step == "none" and result.model is base
+    assert "both outcomes" in result.reasons[0]
+
+
+@pytest.mark.slow
+def test_true_model_is_rarely_updated(base, frame):
+    """Outcomes drawn from the literature model itself: the closed test keeps it unless a
+    test rejects wrongly; the familywise level is 5%, so 20 cohorts see about one update.
+    Three or fewer has probability 98% at 5%."""
+    steps = []
+    for seed in range(20):
+        X = frame.sample(1200, random_state=seed)
+        steps.append(update(base, X, outcomes(base.linear_predictor(X), seed), seed=seed).step)
+    assert sum(s != "none" for s in steps) <= 3, steps
+
+
+def test_shifted_clinic_gets_at_least_an_intercept_and_is_better_calibrated(base, frame):
+    X = frame.sample(1200, random_state=1)
+    truth = base.linear_predictor(X) - 0.8  # a clinic with fewer recurrences
+    y = outcomes(truth, 2)
+    result = update(base, X, y)
+    assert result.step != "none"
+    assert result.tests[0].significant
+    held_out = frame.drop(X.index)
+    true_risk = expit(base.linear_predictor(held_out) - 0.8)
+    before = np.mean((base.predict_risk(held_out) - true_risk) ** 2)
+    after = np.mean((result.model.predict_risk(held_out) - true_risk) ** 2)
+    assert after < before / 4
+
+
+def test_too_extreme_literature_is_recalibrated_or_revised(base, frame):
+    X = frame.sample(1500, random_state=3)
+    lp = base.linear_predictor(X)
+    y = outcomes(base.intercept_ + 0.4 * (lp - base.intercept_), 4)  # slope 0.4
+    result = update(base, X, y)
+    assert result.step in ("recalibration", "revision")
+    effective = result.model.coef_ / base.coef_
+    # The updated effects shrink towards the truth's 0.4 on average.
+    assert 0.1 < np.median(effective) < 0.8
+
+
+def test_updated_model_interface_matches_the_literature_model(base, frame):
+    X = frame.sample(1500, random_state=3)
+    y = outcomes(base.linear_predictor(X) - 0.6, 5)
+    result = update(base, X, y)
+    model = result.model
+    assert isinstance(model, UpdatedModel)
+    assessed = model.assess(frame.iloc[:200])
+    assert np.all(assessed.risk_low <= assessed.risk) and np.all(
+        assessed.risk <= assessed.risk_high
+    )
+    assert list(assessed.contributions.columns) == list(base.feature_names_in_)
+    total = model.intercept_ + assessed.contributions.sum(axis=1).to_numpy()
+    assert np.allclose(total, logit(assessed.risk))
+    assert np.allclose(model.predict_risk(frame.iloc[:200]), assessed.risk)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["intercept", "recalibration"])
+def test_glm_interval_covers_the_truth(base, frame, step):
+    """An intercept-only or slope truth: the step's GLM 95% interval covers the true risk of
+    an episode in about 95% of 60 cohorts (>= 51, i.e. 85%: 3 SEs of a binomial 95% at 60)."""
+    rows = frame.iloc[:1]
+    lp_row = base.linear_predictor(rows)
+
+    def truth(v):
+        return v - 0.5 if step == "intercept" else 0.3 + 0.6 * v
+
+    covered = 0
+    for seed in range(60):
+        X = frame.sample(800, random_state=100 + seed)
+        lp = base.linear_predictor(X)
+        y = outcomes(truth(lp), seed)
+        ones = np.ones((len(y), 1))
+        if step == "intercept":
+            params, covariance, _, _ = _fit_glm(ones, y, np.ones(len(y)), lp)
+        else:
+            params, covariance, _, _ = _fit_glm(
+                np.column_stack([ones, lp]), y, np.ones(len(y)), None
+            )
+        model = UpdatedModel(base, step, params, covariance, float(y.mean()))
+        low, high = model.predict_interval(rows)
+        covered += bool(low[0] <= expit(truth(lp_row))[0] <= high[0])
+    assert covered >= 51
+
+
+def test_revision_solves_the_penalised_score_equation(base, frame):
+    """At the revision's estimate the gradient of the log-likelihood equals the penalty's:
+    D'W(y - p) = lambda d / se^2 (and 0 for the intercept): strength 1 is the published prior."""
+    X = frame.sample(1500, random_state=7)
+    z = base.term_matrix(X)
+    o = base.intercept_ + z @ base.coef_
+    y = outcomes(o + 0.5 * z[:, 0] - 0.3, 8)
+    w = np.random.default_rng(9).uniform(0.5, 2.0, len(y))
+    for lam in (0.5, 4.0):
+        params, covariance, _, edf = _fit_revision(z, y, w, o, base.coef_se_, lam)
+        p = expit(o + params[0] + z @ params[1:])
+        design = np.column_stack([np.ones(len(y)), z])
+        gradient = design.T @ (w * (y - p))
+        penalty = np.concatenate([[0.0], lam * params[1:] / base.coef_se_**2])
+        scale = np.abs(penalty).max() + 1.0
+        assert np.allclose(gradient, penalty, atol=1e-3 * scale), lam
+        assert 1.0 < edf < 1 + len(base.coef_)
+    weak = _fit_revision(z, y, w, o, base.coef_se_, 1e-3)[3]
+    strong = _fit_revision(z, y, w, o, base.coef_se_, 1e4)
+    assert strong[3] < weak  # a stronger penalty leaves fewer effective parameters
+    assert np.allclose(strong[0][1:], 0.0, atol=1e-2 * base.coef_se_.max())
+
+
+def test_ipcw_weights_and_unknown_outcomes(base, frame):
+    X = frame.sample(1200, random_state=11)
+    y = outcomes(base.linear_predictor(X) - 0.8, 12)
+    rng = np.random.default_rng(13)
+    censored = rng.random(len(y)) < 0.2
+    y_known = np.where(censored, np.nan, y)
+    w = np.where(censored, 0.0, rng.uniform(1.0, 1.5, len(y)))
+    result = update(base, X, y_known, w)
+    assert result.effective_episodes < np.sum(~censored)  # Kish: unequal weights cost
+    assert result.effective_episodes > 0.9 * np.sum(~censored)
+    shuffled = X.index.to_numpy()[::-1]
+    order = pd.Index(X.index).get_indexer(shuffled)
+    again = update(base, X.loc[shuffled], y_known[order], w[order])
+    assert again.step == result.step
+    assert np.allclose(
+        again.model.predict_risk(frame.iloc[:50]), result.model.predict_risk(frame.iloc[:50])
+    )
+
+
+@pytest.mark.parametrize(
+    ("y", "w", "match"),
+    [
+        (np.full(10, 2.0), None, "1.0, 0.0 or NaN"),
+        (np.full(10, np.nan), np.ones(10), "unknown outcome"),
+        (np.zeros(10), -np.ones(10), "finite and >= 0"),
+        (np.zeros(9), None, "shape"),
+    ],
+)
+def test_bad_inputs(base, frame, y, w, match):
+    with pytest.raises(ValueError, match=match):
+        update_model(base, frame.iloc[:10], y, w)
