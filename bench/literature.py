@@ -25,7 +25,7 @@ import pandas as pd
 from bench.quality import _prepared
 from models.evaluation import calibration_slope, weighted_auc
 from models.literature import LiteratureModel
-from models.updating import update_model
+from models.updating import update_from_config
 from pipeline.config import (
     FeaturesConfig,
     LiteratureConfig,
@@ -53,17 +53,8 @@ def run(sizes: list[int], seeds: list[int], test_athletes: int) -> pd.DataFrame:
             for size in sizes:
                 data, _ = _prepared(sim, features, train, size, seed, folder)
                 base = LiteratureModel.from_config(literature).fit(data.features)
-                result = update_model(
-                    base,
-                    data.features,
-                    data.labels,
-                    data.weights,
-                    data.groups,
-                    alpha=updating.alpha,
-                    penalty_strengths=updating.penalty_strengths,
-                    cv_folds=updating.cv_folds,
-                    random_state=updating.random_state,
-                    **updating.sample_size.model_dump(),
+                result = update_from_config(
+                    base, data.features, data.labels, data.weights, data.groups, updating
                 )
                 for name, model in (("literature", base), ("updated", result.model)):
                     risk = model.predict_risk(test.features)

@@ -69,7 +69,10 @@ _EPS = 1e-12
 
 @dataclass(frozen=True)
 class StepRecord:
-    """Why a step was available or refused before testing, and its fit when available."""
+    """Why a step was available or refused before testing, and its fit when available.
+
+    ``parameters`` counts the intercept; a fitted revision's is its effective number.
+    """
 
     step: Step
     supported: bool
@@ -529,3 +532,25 @@ def _check_inputs(
     if g_arr.shape != (n,):
         raise ValueError(f"groups has shape {g_arr.shape}, expected ({n},)")
     return np.where(w_arr > 0, y_arr, 0.0), w_arr, g_arr
+
+
+def update_from_config(
+    base: LiteratureModel,
+    X: pd.DataFrame,
+    y: np.ndarray | pd.Series,
+    sample_weight: np.ndarray | pd.Series | None,
+    groups: np.ndarray | pd.Series | None,
+    config: object,
+) -> UpdateResult:
+    """:func:`update_model` with the settings of ``pipeline.config.UpdatingConfig``."""
+    sizes = config.sample_size
+    return update_model(
+        base, X, y, sample_weight, groups,
+        alpha=config.alpha,
+        penalty_strengths=tuple(config.penalty_strengths),
+        cv_folds=config.cv_folds,
+        random_state=config.random_state,
+        shrinkage=sizes.shrinkage,
+        r2_optimism=sizes.r2_optimism,
+        risk_margin=sizes.risk_margin,
+    )  # fmt: skip

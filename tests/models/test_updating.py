@@ -185,3 +185,24 @@ def test_ipcw_weights_and_unknown_outcomes(base, frame):
 def test_bad_inputs(base, frame, y, w, match):
     with pytest.raises(ValueError, match=match):
         update_model(base, frame.iloc[:10], y, w)
+
+
+def test_configured_update_reads_every_setting(base, frame):
+    from literature_frames import LITERATURE
+
+    from models.updating import update_from_config
+
+    X = frame.iloc[:600]
+    y = outcomes(base.linear_predictor(X) - 0.8, 21)
+    configured = update_from_config(base, X, y, None, None, LITERATURE.updating)
+    settings = LITERATURE.updating
+    direct = update_model(
+        base, X, y,
+        alpha=settings.alpha,
+        penalty_strengths=tuple(settings.penalty_strengths),
+        cv_folds=settings.cv_folds,
+        random_state=settings.random_state,
+        **settings.sample_size.model_dump(),
+    )  # fmt: skip
+    assert configured.step == direct.step
+    assert configured.tests == direct.tests
