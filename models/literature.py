@@ -197,6 +197,26 @@ class LiteratureModel:
         self.base_rate_ = float(target)
         return self
 
+    def coefficients(self) -> pd.DataFrame:
+        """One row per term: column, log-odds coefficient and SE per unit, odds ratio per
+        ``per`` units with its 95% interval, reference mean and source (for a model card)."""
+        self._check_fitted()
+        per = np.array([e.per for e in self.effects])
+        return pd.DataFrame(
+            {
+                "term": self.terms_,
+                "column": self.term_columns_,
+                "coefficient": self.coef_,
+                "se": self.coef_se_,
+                "per": per,
+                "odds_ratio_per": np.exp(self.coef_ * per),
+                "low": np.exp(self.coef_ * per - _Z95 * self.coef_se_ * np.abs(per)),
+                "high": np.exp(self.coef_ * per + _Z95 * self.coef_se_ * np.abs(per)),
+                "reference_mean": self.reference_means_,
+                "source": [e.source for e in self.effects],
+            }
+        )
+
     # ---- the design the updates share ---------------------------------------------
 
     def _raw_terms(self, X: pd.DataFrame) -> np.ndarray:

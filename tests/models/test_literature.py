@@ -259,3 +259,15 @@ def test_text_in_a_numeric_column_is_named(reference):
     bad["prior_injuries"] = pd.Series(["1", "two", "3"], index=bad.index, dtype=object)
     with pytest.raises(ValueError, match="prior_injuries"):
         literature_model(reference).predict_risk(bad)
+
+
+def test_coefficient_table_recovers_the_published_odds_ratios(model):
+    table = model.coefficients().set_index("term")
+    row = table.loc["prior_injuries"]
+    assert row["odds_ratio_per"] == pytest.approx(1.33)
+    assert (row["low"], row["high"]) == pytest.approx(
+        (1.33 / np.sqrt(1.61 / 1.11), 1.33 * np.sqrt(1.61 / 1.11))
+    )
+    assert (table["low"] < table["odds_ratio_per"]).all()
+    assert (table["odds_ratio_per"] < table["high"]).all()
+    assert table["source"].str.len().gt(0).all()
