@@ -7,15 +7,19 @@ import pandas as pd
 import pytest
 import yaml
 
+from models.censoring import ipcw_weights
 from models.incidence import (
     TimingModel,
+    _rounds_if_clear_of_noise,
     cumulative_incidence,
-    person_periods,
-    pooled_hazard,
-    shape_from_hazard,
+    recurrence_periods,
+    shape_from_timing,
 )
 from models.kaplan_meier import cohort_shape
 from pipeline.config import ConfigError, TrainConfig, load_config
+from tests.models.km_example import EVENT as KM_EVENT
+from tests.models.km_example import FOLLOWED as KM_FOLLOWED
+from tests.models.km_example import INCIDENCE as KM_INCIDENCE
 
 CONFIG = load_config(TrainConfig, name="train").incidence
 HORIZONS = CONFIG.horizons
@@ -75,59 +79,63 @@ def shape_tolerance(
     return 4 * np.sqrt(shape * (1 - shape) / events) + 1e-9
 
 
-# ---- person-periods: exposure is exactly the time followed ---------------------------------
+# ---- recurrences by bin, and censoring -------------------------------------------------------
 
 
-def test_athlete_censored_at_day_40_is_at_risk_40_days_and_no_more():
-    periods = person_periods(np.array([40.0]), np.array([np.nan]), EDGES)
-    # Bins (0,7], (7,14], ..., (35,42]: five full weeks and 5 days of the sixth.
-    np.testing.assert_array_equal(periods.bin, [0, 1, 2, 3, 4, 5])
-    np.testing.assert_array_equal(periods.exposure, [7, 7, 7, 7, 7, 5])
-    assert periods.event.sum() == 0
-
-
-def test_recurrence_ends_exposure_in_its_bin():
-    # Day 28 is the right edge of the fourth bin; day 100 lies in (90, 120].
-    periods = person_periods(np.array([400.0, 400.0]), np.array([28.0, 100.0]), EDGES)
+def test_recurrence_rows_reach_the_recurrence_bin():
+    # Day 28 is the right edge of the fourth bin; day 301 lies in the last, (300, 365], whose
+    # share is 1 by definition and gets no row; a non-recurrence gets none.
+    periods = recurrence_periods(np.array([28.0, 301.0, np.nan]), np.ones(3), EDGES)
     first = periods.episode == 0
-    np.testing.assert_array_equal(periods.exposure[first], [7, 7, 7, 7])
+    np.testing.assert_array_equal(periods.bin[first], [0, 1, 2, 3])
     np.testing.assert_array_equal(periods.event[first], [0, 0, 0, 1])
     second = periods.episode == 1
-    assert periods.exposure[second].sum() == 100
-    assert periods.bin[second][periods.event[second] == 1] == [list(EDGES).index(120.0)]
+    assert periods.bin[second].max() == len(EDGES) - 2 and periods.event[second].sum() == 0
+    assert not (periods.episode == 2).any()
 
 
-def test_follow_up_past_the_window_counts_to_the_window():
-    periods = person_periods(np.array([900.0]), np.array([np.nan]), EDGES)
-    assert periods.exposure.sum() == 365 and len(periods.bin) == len(EDGES)
+def test_pooled_timing_is_the_kaplan_meier_shape():
+    # The dozen hand-worked episodes of km_example.py: inverse-probability-of-
+    # censoring weighted recurrences reproduce Kaplan–Meier exactly (Satten & Datta 2001).
+    X = pd.DataFrame({"x": np.zeros(len(KM_FOLLOWED))})
+    model = timing_model(max_rounds=0).fit(X, KM_FOLLOWED, KM_EVENT)
+    np.testing.assert_allclose(model.cohort_shape_, KM_INCIDENCE / KM_INCIDENCE[-1], rtol=1e-12)
+    np.testing.assert_array_equal(model.predict_shape(X[:2]), np.tile(model.cohort_shape_, (2, 1)))
 
 
-def test_censored_day_40_leaves_later_hazards_untouched():
-    # Hand example: five episodes followed the year; recurrences on days 3, 38 and 200.
+def test_athlete_lost_on_day_40_counts_for_40_days():
+    # Five athletes followed the year, recurrences on days 3, 38 and 200: a third of the
+    # recurrences by day 28. Add one lost on day 40. On day 40 four are still followed and
+    # one is lost, so recurrences seen after day 40 stand for 4/3 each: by day 28,
+    # 1 / (1 + 1 + 4/3) = 0.3. Kaplan–Meier agrees: S = 5/6 after day 3, 4/6 after day 38,
+    # 4/9 after day 200, so F(28) / F(365) = (1/6) / (5/9) = 0.3.
     followed = np.full(5, 400.0)
     event = np.array([3.0, 38.0, 200.0, np.nan, np.nan])
-    base = pooled_hazard(person_periods(followed, event, EDGES), len(EDGES))
-    # (0, 7]: one recurrence over 3 + 4 * 7 = 31 days at risk.
-    # (35, 42]: one over 3 + 3 * 7 = 24 days (the day-3 episode has left).
-    # (180, 240]: one over 20 + 60 + 60 = 140 days.
-    late = list(EDGES).index(240.0)
-    assert base[0] == pytest.approx(1 / 31)
-    assert base[5] == pytest.approx(1 / 24)
-    assert base[late] == pytest.approx(1 / 140)
-    # One more athlete, lost on day 40: 7 more days at risk in each of the first five
-    # weeks, 5 in the sixth, none after.
-    more = pooled_hazard(
-        person_periods(np.r_[followed, 40.0], np.r_[event, np.nan], EDGES), len(EDGES)
-    )
-    assert more[0] == pytest.approx(1 / 38)
-    assert more[5] == pytest.approx(1 / 29)
-    np.testing.assert_array_equal(more[6:], base[6:])
+    X = pd.DataFrame({"x": np.zeros(6)})
+    alone = timing_model(max_rounds=0).fit(X[:5], followed, event)
+    assert alone.cohort_shape_[0] == pytest.approx(1 / 3)
+    lost = timing_model(max_rounds=0).fit(X, np.r_[followed, 40.0], np.r_[event, np.nan])
+    assert lost.cohort_shape_[0] == pytest.approx(0.3)
+    # Counting the lost athlete as followed all year would leave the share at 1/3; the
+    # day-40 loss changes nothing about the recurrences before it.
+    full = timing_model(max_rounds=0).fit(X, np.r_[followed, 400.0], np.r_[event, np.nan])
+    assert full.cohort_shape_[0] == pytest.approx(1 / 3)
+
+
+def test_given_weights_replace_the_kaplan_meier_ones():
+    X, followed, event, groups, _ = simulate(600, random_state=4)
+    default = timing_model(max_rounds=0).fit(X, followed, event)
+    weights = ipcw_weights(followed, event, 365.0, max_weight=np.inf)
+    given = timing_model(max_rounds=0).fit(X, followed, event, sample_weight=weights)
+    np.testing.assert_allclose(given.cohort_shape_, default.cohort_shape_)
+    with pytest.raises(ValueError, match="no recurrence"):
+        timing_model(max_rounds=0).fit(X, followed, event, sample_weight=np.zeros(len(X)))
 
 
 def test_censoring_at_day_40_does_not_bias_the_curve():
     # Half the cohort lost on day 40 exactly (independently of its risk). Dropping them
     # would keep only the early recurrences among them and bend the curve toward day 0;
-    # counting their 40 days recovers the truth. No covariate: the pooled hazard alone.
+    # counting their 40 days recovers the truth. No covariate: the cohort's timing alone.
     n = 3000
     rng = np.random.default_rng(40)
     time = SLOW * (-np.log(rng.random(n))) ** (1 / WEIBULL_SHAPE)
@@ -145,11 +153,12 @@ def test_censoring_at_day_40_does_not_bias_the_curve():
 # ---- shapes and curves: monotone, anchored at the one-year risk -----------------------------
 
 
-def test_shape_from_hazard_is_a_cdf_ratio():
-    # Constant hazard 0.001/day: F(t) = 1 - exp(-0.001 t).
-    shape = shape_from_hazard(np.full(len(EDGES), 0.001), EDGES, HORIZONS)
-    expected = -np.expm1(-0.001 * np.array(HORIZONS)) / -np.expm1(-0.365)
-    np.testing.assert_allclose(shape, expected, rtol=1e-12)
+def test_shape_from_timing_is_a_conditional_cdf():
+    # The same share 0.1 of the remaining recurrences in every bin: by the end of bin k,
+    # 1 - 0.9 ** (k + 1); the last bin takes what is left.
+    shape = shape_from_timing(np.full(len(EDGES) - 1, 0.1), EDGES, HORIZONS)
+    at = [list(EDGES).index(h) for h in HORIZONS[:-1]]
+    np.testing.assert_allclose(shape[:-1], 1 - 0.9 ** (np.array(at) + 1), rtol=1e-12)
     assert shape[-1] == 1.0
 
 
@@ -223,6 +232,23 @@ def test_small_cohort_falls_back_to_the_cohort_shape():
     tol = shape_tolerance(n, SUSCEPTIBLE * weibull_cdf(365.0, SLOW), truth, lost_share)
     np.testing.assert_array_less(np.abs(shape - model.cohort_shape_).max(axis=0), tol / 2)
     np.testing.assert_array_less(np.abs(shape.mean(axis=0) - truth), tol)
+
+
+@pytest.mark.parametrize(
+    ("gains", "rounds"),
+    [
+        # Every fold gains about 10 by round 2: clear of the fold-to-fold spread.
+        ([[0, -6, -10, -9], [0, -5, -11, -10], [0, -6, -9, -8]], 2),
+        # The sum gains 3 by round 1 but folds disagree (sd ~ 9): stay at the cohort shape.
+        ([[0, -10, -8, -7], [0, 8, 9, 9], [0, -1, 0, 1]], 0),
+        # No round beats zero.
+        ([[0, 1, 2, 3], [0, 2, 3, 4], [0, 1, 1, 2]], 0),
+    ],
+)
+def test_rounds_are_kept_only_when_their_gain_is_clear_of_noise(gains, rounds):
+    # A level per fold (their sizes differ) does not matter: gains are paired by fold.
+    losses = np.array(gains, dtype=float) + np.array([[500.0], [900.0], [300.0]])
+    assert _rounds_if_clear_of_noise(losses) == rounds
 
 
 @pytest.mark.parametrize(
