@@ -190,6 +190,8 @@ class TimingModel(BaseEstimator):
         learning_rate, num_leaves, reg_lambda: LightGBM's.
         min_leaf_events: about how many (weighted) recurrences a leaf needs.
         cv: grouped folds for choosing the number of rounds.
+        n_bootstrap: refits on athletes resampled with replacement, for
+            :meth:`predict_shape_interval` (0: none).
         categorical: features to treat as categories (text columns always are).
         random_state: seed for folds and LightGBM.
 
@@ -197,7 +199,8 @@ class TimingModel(BaseEstimator):
     ``pooled_timing_`` (the cohort's ``q``, one per bin but the last), ``cv_loss_``
     (held-out weighted log loss summed over folds, by number of rounds from 0),
     ``n_rounds_`` (the cross-validated optimum if clear of noise, else 0), ``booster_``
-    (``None`` for zero rounds).
+    (``None`` for zero rounds), ``members_`` (the bootstrap refits' pooled timing and
+    booster).
     """
 
     def __init__(
@@ -210,6 +213,7 @@ class TimingModel(BaseEstimator):
         min_leaf_events: float = 10.0,
         reg_lambda: float = 10.0,
         cv: int = 5,
+        n_bootstrap: int = 20,
         categorical: Sequence[str] | None = None,
         random_state: int | None = None,
     ) -> None:
@@ -221,6 +225,7 @@ class TimingModel(BaseEstimator):
         self.min_leaf_events = min_leaf_events
         self.reg_lambda = reg_lambda
         self.cv = cv
+        self.n_bootstrap = n_bootstrap
         self.categorical = categorical
         self.random_state = random_state
 
@@ -237,6 +242,7 @@ class TimingModel(BaseEstimator):
             min_leaf_events=config.min_leaf_events,
             reg_lambda=config.reg_lambda,
             cv=config.cv_folds,
+            n_bootstrap=config.n_bootstrap,
             categorical=categorical,
             random_state=random_state,
         )
@@ -272,6 +278,10 @@ class TimingModel(BaseEstimator):
         edges = _check_edges(self.bin_edges, self.horizons)
         if not (isinstance(self.cv, int) and self.cv >= 2):
             raise ValueError(f"cv must be an integer >= 2 (got {self.cv!r})")
+        if not (isinstance(self.n_bootstrap, int) and self.n_bootstrap >= 0):
+            raise ValueError(
+                f"n_bootstrap must be a non-negative integer (got {self.n_bootstrap!r})"
+            )
         if not (isinstance(self.max_rounds, int) and self.max_rounds >= 0):
             raise ValueError(f"max_rounds must be a non-negative integer (got {self.max_rounds!r})")
         followed = np.asarray(followed_days, dtype=np.float64)
@@ -311,11 +321,31 @@ class TimingModel(BaseEstimator):
         fold_losses = self._cross_validated_loss(matrix, periods, g[periods.episode], seed, rng)
         self.cv_loss_ = fold_losses.sum(axis=0)
         self.n_rounds_ = _rounds_if_clear_of_noise(fold_losses)
-        self.booster_ = None
+        self.booster_, self.members_ = None, []
         if self.n_rounds_ > 0:
-            data = self._dataset(matrix, periods, _offset(periods, self.pooled_timing_))
-            self.booster_ = lgb.train(self._params(seed), data, num_boost_round=self.n_rounds_)
+            self.booster_ = self._refit(matrix, periods, self.pooled_timing_, seed)
+        labels, index = np.unique(g[periods.episode], return_inverse=True)
+        for _ in range(self.n_bootstrap):
+            # Resampling athletes with replacement = weighting each row by how many times
+            # its athlete was drawn; the number of rounds stays the one chosen above.
+            times = np.bincount(rng.randint(len(labels), size=len(labels)), minlength=len(labels))
+            drawn = times[index] > 0
+            member = periods.take(np.flatnonzero(drawn))
+            member = RecurrencePeriods(
+                member.episode, member.bin, member.event, member.weight * times[index][drawn]
+            )
+            q = pooled_timing(member, len(edges))
+            booster = None
+            if self.n_rounds_ > 0:
+                booster = self._refit(matrix[drawn], member, q, seed)
+            self.members_.append((q, booster))
         return self
+
+    def _refit(
+        self, matrix: np.ndarray, periods: RecurrencePeriods, q: np.ndarray, seed: int
+    ) -> lgb.Booster:
+        data = self._dataset(matrix, periods, _offset(periods, q))
+        return lgb.train(self._params(seed), data, num_boost_round=self.n_rounds_)
 
     def _design(self, m: np.ndarray, episode: np.ndarray, bin_: np.ndarray) -> np.ndarray:
         """Features of each row's episode and, last, the first day of the row's bin."""
@@ -422,18 +452,61 @@ class TimingModel(BaseEstimator):
         still to come that fall in bin ``j``."""
         check_is_fitted(self, "pooled_timing_")
         m = self.prep_.transform(X)  # checks the columns even when no trees read them
+        return self._timing(m, self.pooled_timing_, self.booster_)
+
+    def _timing(self, m: np.ndarray, q: np.ndarray, booster: lgb.Booster | None) -> np.ndarray:
         n_rows = len(self.bin_edges) - 1
-        if self.booster_ is None:
-            return np.tile(self.pooled_timing_, (len(X), 1))
-        base = logit(np.clip(self.pooled_timing_, _Q_CLIP, 1 - _Q_CLIP))
-        out = np.empty((len(X), n_rows))
-        for start in range(0, len(X), _CHUNK_EPISODES):
+        if booster is None:
+            return np.tile(q, (len(m), 1))
+        base = logit(np.clip(q, _Q_CLIP, 1 - _Q_CLIP))
+        out = np.empty((len(m), n_rows))
+        for start in range(0, len(m), _CHUNK_EPISODES):
             chunk = m[start : start + _CHUNK_EPISODES]
             episode = np.repeat(np.arange(len(chunk)), n_rows)
             bin_ = np.tile(np.arange(n_rows), len(chunk))
-            raw = self.booster_.predict(self._design(chunk, episode, bin_), raw_score=True)
+            raw = booster.predict(self._design(chunk, episode, bin_), raw_score=True)
             out[start : start + len(chunk)] = expit(base + raw.reshape(len(chunk), n_rows))
         return out
+
+    def predict_shape_interval(
+        self, X: pd.DataFrame, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The shape, and a bootstrap interval for it at each horizon.
+
+        Method as :meth:`RiskModel.predict_interval`: the members' deviations from their
+        mean, at the ``(1-level)/2`` and ``(1+level)/2`` percentiles, added to the shape
+        (a centred percentile interval), clipped to [0, 1], made monotone in the horizon
+        and containing the shape; 1 to 1 at the last horizon. It carries the sampling error
+        of the timing (with the number of rounds held fixed), not the one-year level's.
+
+        Returns:
+            ``(shape, low, high)``, each ``(episodes, horizons)``.
+
+        Raises:
+            ValueError: fitted with fewer than 2 bootstrap members, or ``level`` outside (0, 1).
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1) (got {level})")
+        check_is_fitted(self, "pooled_timing_")
+        if len(self.members_) < 2:
+            raise ValueError("no bootstrap members: fit with n_bootstrap >= 2 for intervals")
+        m = self.prep_.transform(X)
+        shape = shape_from_timing(
+            self._timing(m, self.pooled_timing_, self.booster_), self.bin_edges, self.horizons
+        )
+        members = np.stack(
+            [
+                shape_from_timing(self._timing(m, q, b), self.bin_edges, self.horizons)
+                for q, b in self.members_
+            ]
+        )
+        members -= members.mean(axis=0)
+        lo, hi = np.quantile(members, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        low = np.minimum(np.clip(shape + lo, 0.0, 1.0), shape)
+        high = np.maximum(np.clip(shape + hi, 0.0, 1.0), shape)
+        low = np.maximum.accumulate(low, axis=1)
+        high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
+        return shape, low, high
 
     def predict_shape(self, X: pd.DataFrame) -> np.ndarray:
         """``P(T <= h | T <= W, x)`` at each horizon, ``(episodes, horizons)``: from 0 to 1,
@@ -510,22 +583,32 @@ def cumulative_incidence(
     horizons: Sequence[int],
     risk_low: np.ndarray | None = None,
     risk_high: np.ndarray | None = None,
+    shape_low: np.ndarray | None = None,
+    shape_high: np.ndarray | None = None,
 ) -> CumulativeIncidence:
     """The one-year risk spread over the horizons by each episode's shape.
 
     ``risk * shape``: non-decreasing in the horizon when the shape is, and equal to
-    ``risk`` at the last horizon. The interval is the one-year interval times the shape
-    (the one-year level's uncertainty only; module docstring).
+    ``risk`` at the last horizon.
+
+    The interval: given only the one-year interval, that interval times the shape (the
+    level's uncertainty alone). Given the shape's interval too
+    (:meth:`TimingModel.predict_shape_interval`), the two half-widths are combined on the
+    log scale as independent errors, ``sqrt(a**2 + b**2)`` with ``a``, ``b`` the log-ratios
+    of each bound to its estimate (the delta method for a product); the bounds are then
+    kept monotone in the horizon, the upper one at most the one-year upper bound, and at
+    the last horizon they are the one-year interval.
 
     Raises:
-        ValueError: shapes that do not match, a risk outside [0, 1] or a shape that is not
-            a non-decreasing curve ending at 1 (named by row).
+        ValueError: arrays that do not match, a risk outside [0, 1] or a shape that is not
+            a non-decreasing curve ending at 1 (named by row), a bound given alone.
     """
     risk = np.asarray(risk, dtype=np.float64)
     shape = np.asarray(shape, dtype=np.float64)
     horizons = tuple(int(h) for h in horizons)
-    if shape.shape != (len(risk), len(horizons)):
-        raise ValueError(f"shape is {shape.shape}, expected ({len(risk)}, {len(horizons)})")
+    expected = (len(risk), len(horizons))
+    if shape.shape != expected:
+        raise ValueError(f"shape is {shape.shape}, expected {expected}")
     bad = np.flatnonzero(~np.isfinite(risk) | (risk < 0) | (risk > 1))
     if bad.size:
         raise ValueError(f"risk must be in [0, 1]; row {bad[0]} has {risk[bad[0]]}")
@@ -538,10 +621,31 @@ def cumulative_incidence(
     if broken.any():
         i = int(np.flatnonzero(broken)[0])
         raise ValueError(f"shape must rise from >= 0 to exactly 1; row {i} is {shape[i]}")
-    low = high = None
     if (risk_low is None) != (risk_high is None):
         raise ValueError("give both risk_low and risk_high, or neither")
-    if risk_low is not None:
-        low = np.asarray(risk_low, dtype=np.float64)[:, None] * shape
-        high = np.asarray(risk_high, dtype=np.float64)[:, None] * shape
-    return CumulativeIncidence(horizons, risk[:, None] * shape, low, high)
+    if (shape_low is None) != (shape_high is None):
+        raise ValueError("give both shape_low and shape_high, or neither")
+    curve = risk[:, None] * shape
+    if risk_low is None and shape_low is None:
+        return CumulativeIncidence(horizons, curve, None, None)
+    r_lo = risk if risk_low is None else np.asarray(risk_low, dtype=np.float64)
+    r_hi = risk if risk_high is None else np.asarray(risk_high, dtype=np.float64)
+    if r_lo.shape != risk.shape or r_hi.shape != risk.shape:
+        raise ValueError(f"risk_low and risk_high must have shape {risk.shape}")
+    if shape_low is None:
+        return CumulativeIncidence(horizons, curve, r_lo[:, None] * shape, r_hi[:, None] * shape)
+    s_lo = np.asarray(shape_low, dtype=np.float64)
+    s_hi = np.asarray(shape_high, dtype=np.float64)
+    if s_lo.shape != expected or s_hi.shape != expected:
+        raise ValueError(f"shape_low and shape_high must have shape {expected}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        down = np.hypot(np.log(risk / r_lo)[:, None], np.log(shape / s_lo))
+        up = np.hypot(np.log(r_hi / risk)[:, None], np.log(s_hi / shape))
+        low = np.where(curve > 0, curve * np.exp(-down), 0.0)
+        high = np.where(curve > 0, curve * np.exp(up), r_hi[:, None] * s_hi)
+    low = np.nan_to_num(np.minimum(low, curve), nan=0.0)
+    high = np.minimum(np.nan_to_num(np.maximum(high, curve), nan=1.0), r_hi[:, None])
+    low[:, -1], high[:, -1] = r_lo, r_hi
+    low = np.maximum.accumulate(low, axis=1)
+    high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
+    return CumulativeIncidence(horizons, curve, low, high)

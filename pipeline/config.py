@@ -506,18 +506,20 @@ class EvaluationConfig(Section):
 
 
 class IncidenceConfig(Section):
-    """Cumulative incidence over time (``models/incidence.py``): horizons, hazard bins, timing.
+    """Cumulative incidence over time (``models/incidence.py``): horizons, time bins, timing.
 
     ``horizons`` are the days at which a curve is reported; the last is the outcome window,
     where the curve equals the one-year risk. ``bin_edges`` are the right ends (days) of
-    the piecewise-constant hazard bins: weekly through 12 weeks, because recurrences crowd
-    the first weeks back (over half within 25 days of return to sport, Wangensteen et al.
-    2016, AJSM; risk raised for about 15 weeks, Orchard et al. 2020, BJSM 54:1103), then
-    monthly to 180 days and two-monthly to the year, where events are sparse. Every
-    horizon is a bin edge. The boosting settings are for the timing model's deviations
-    from the cohort's pooled hazard; the number of rounds is chosen by grouped
-    cross-validation up to ``max_rounds`` (zero rounds = the cohort's shape), and a leaf
-    needs about ``min_leaf_events`` expected recurrences.
+    the bins the timing of recurrences is modelled on: weekly through 12 weeks, because
+    recurrences crowd the first weeks back (over half within 25 days of return to sport,
+    Wangensteen et al. 2016, AJSM; risk raised for about 15 weeks, Orchard et al. 2020,
+    BJSM 54:1103), then monthly to 180 days and two-monthly to the year, where recurrences
+    are sparse. Every horizon is a bin edge. The boosting settings are for each episode's
+    deviation from the cohort's Kaplan–Meier timing; the number of rounds is chosen by
+    grouped cross-validation up to ``max_rounds`` (zero rounds = the cohort's timing), and
+    a leaf needs about ``min_leaf_events`` (weighted) recurrences; ``n_bootstrap`` refits
+    give the timing's own interval. The settings are a judgement call, checked on
+    synthetic worlds by ``bench/incidence.py``.
     """
 
     horizons: tuple[int, ...] = (28, 90, 180, 365)
@@ -530,6 +532,7 @@ class IncidenceConfig(Section):
     min_leaf_events: float = Field(10.0, gt=0.0)
     reg_lambda: float = Field(10.0, ge=0.0)
     cv_folds: int = Field(5, ge=2, le=20)
+    n_bootstrap: int = Field(20, ge=0, le=500)
 
     @model_validator(mode="after")
     def _horizons_on_bin_edges(self) -> IncidenceConfig:

@@ -189,6 +189,51 @@ def test_row_order_does_not_change_a_prediction():
     )
 
 
+@pytest.mark.slow
+def test_shape_interval_contains_the_shape_and_narrows_with_more_episodes():
+    widths = []
+    for n in (800, 3200):
+        X, followed, event, groups, _ = simulate(n, random_state=n, accelerate=False)
+        model = timing_model(random_state=5, n_bootstrap=30).fit(X, followed, event, groups)
+        shape, low, high = model.predict_shape_interval(X)
+        np.testing.assert_allclose(shape, model.predict_shape(X))
+        assert (low <= shape).all() and (shape <= high).all()
+        assert (np.diff(low, axis=1) >= 0).all() and (np.diff(high, axis=1) >= 0).all()
+        assert (low[:, -1] == 1).all() and (high[:, -1] == 1).all()
+        widths.append((high - low)[:, 0].mean())
+        # Scale check at 28 days against a binomial share of the recurrences seen:
+        # 95% width ~ 2 * 1.96 * sqrt(s (1 - s) / d); within a factor of two either way.
+        truth = true_shape(SLOW)[0]
+        seen = n * SUSCEPTIBLE * weibull_cdf(365.0, SLOW) * (1 - 0.3 / 2)
+        binomial = 2 * 1.96 * np.sqrt(truth * (1 - truth) / seen)
+        assert binomial / 2 < widths[-1] < 2 * binomial
+    # Four times the episodes: about half the width (allowing for bootstrap noise).
+    assert widths[1] < 0.7 * widths[0]
+
+
+def test_interval_combines_level_and_timing():
+    rng = np.random.default_rng(8)
+    n = 50
+    shape = np.sort(rng.uniform(0.05, 1, size=(n, 4)), axis=1)
+    shape[:, -1] = 1.0
+    shape_low, shape_high = np.maximum(shape - 0.1, 0.0), np.minimum(shape + 0.1, 1.0)
+    shape_low[:, -1] = shape_high[:, -1] = 1.0
+    risk = rng.uniform(0, 0.6, size=n)
+    risk[0] = 0.0
+    risk_low, risk_high = risk * 0.7, np.minimum(risk * 1.4, 1.0)
+    level_only = cumulative_incidence(risk, shape, HORIZONS, risk_low, risk_high)
+    both = cumulative_incidence(risk, shape, HORIZONS, risk_low, risk_high, shape_low, shape_high)
+    np.testing.assert_array_equal(both.risk, level_only.risk)
+    assert (both.low <= level_only.low + 1e-15).all()
+    assert (both.high >= level_only.high - 1e-15).all()
+    assert (both.low <= both.risk).all() and (both.risk <= both.high).all()
+    assert (np.diff(both.low, axis=1) >= 0).all() and (np.diff(both.high, axis=1) >= 0).all()
+    np.testing.assert_array_equal(both.low[:, -1], risk_low)
+    np.testing.assert_array_equal(both.high[:, -1], risk_high)
+    assert (both.high <= risk_high[:, None]).all()
+    assert both.low[0].max() == 0 and np.isfinite(both.high).all()
+
+
 # ---- recovery of a known, covariate-dependent timing ----------------------------------------
 
 
