@@ -121,6 +121,14 @@ def test_bad_input_is_a_clear_error(followed, event, horizons, kwargs, match):
         km_incidence(np.array(followed), np.array(event), horizons, **kwargs)
 
 
+def test_everyone_recurring_gives_incidence_one_and_an_exact_binomial_lower_bound():
+    # Four episodes recurring on day 20: 4 of 4 at risk, lower bound 0.025^(1/4).
+    table = km_incidence(np.full(4, 400.0), np.full(4, 20.0), HORIZONS)
+    np.testing.assert_array_equal(table["incidence"], 1.0)
+    assert table.loc[28, "incidence_low"] == pytest.approx(0.025 ** (1 / 4))
+    assert (table["incidence_high"] == 1).all()
+
+
 def test_no_recurrence_has_no_shape():
     with pytest.raises(ValueError, match="no recurrence"):
         cohort_shape(np.full(5, 400.0), np.full(5, np.nan), HORIZONS)
