@@ -49,9 +49,13 @@ show clearly that timing depends on the features the curve is the cohort's. Ever
 curve is finite and monotone at any size.
 
 Intervals (:func:`cumulative_incidence`): the one-year risk's bootstrap interval
-(:meth:`RiskModel.predict_interval`) times the shape. They carry the estimation
-uncertainty of the one-year level, not of the timing: at a few hundred episodes the
-early horizons' intervals are too narrow by the shape's own sampling error.
+(:meth:`RiskModel.predict_interval`) carries the level's estimation uncertainty; the
+timing's comes from refits on athletes resampled with replacement
+(:meth:`TimingModel.predict_shape_interval`, rounds held at the number chosen), and the
+two are combined on the log scale as independent errors. Neither carries the uncertainty
+of choosing the number of rounds, nor the outcome's own randomness; with the timing's
+interval left out, the early horizons' intervals are too narrow at a few hundred
+episodes by the shape's sampling error.
 """
 
 from __future__ import annotations
@@ -558,7 +562,7 @@ class CumulativeIncidence:
     """Risk of a recurrence by each horizon, per episode, and its interval.
 
     ``risk``, ``low`` and ``high`` are ``(episodes, horizons)``; ``low``/``high`` are
-    ``None`` when no interval of the one-year risk was given.
+    ``None`` when no interval was given.
     """
 
     horizons: tuple[int, ...]
