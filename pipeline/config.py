@@ -505,6 +505,53 @@ class EvaluationConfig(Section):
     small_cohort_episodes: int = Field(2000, ge=0)
 
 
+class IncidenceConfig(Section):
+    """Cumulative incidence over time (``models/incidence.py``): horizons, time bins, timing.
+
+    ``horizons`` are the days at which a curve is reported; the last is the outcome window,
+    where the curve equals the one-year risk. ``bin_edges`` are the right ends (days) of
+    the bins the timing of recurrences is modelled on: weekly through 12 weeks, because
+    recurrences crowd the first weeks back (over half within 25 days of return to sport,
+    Wangensteen et al. 2016, AJSM; risk raised for about 15 weeks, Orchard et al. 2020,
+    BJSM 54:1103), then monthly to 180 days and two-monthly to the year, where recurrences
+    are sparse. Every horizon is a bin edge. The boosting settings are for each episode's
+    deviation from the cohort's Kaplan–Meier timing; the number of rounds is chosen by
+    grouped cross-validation up to ``max_rounds`` (zero rounds = the cohort's timing), and
+    a leaf needs about ``min_leaf_events`` (weighted) recurrences; ``n_bootstrap`` refits
+    give the timing's own interval. The settings are a judgement call, checked on
+    synthetic worlds by ``bench/incidence.py``.
+    """
+
+    horizons: tuple[int, ...] = (28, 90, 180, 365)
+    bin_edges: tuple[int, ...] = (
+        7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 90, 120, 150, 180, 240, 300, 365
+    )  # fmt: skip
+    max_rounds: int = Field(400, ge=0, le=10_000)
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    num_leaves: int = Field(4, ge=2, le=256)
+    min_leaf_events: float = Field(10.0, gt=0.0)
+    reg_lambda: float = Field(10.0, ge=0.0)
+    cv_folds: int = Field(5, ge=2, le=20)
+    n_bootstrap: int = Field(20, ge=0, le=500)
+
+    @model_validator(mode="after")
+    def _horizons_on_bin_edges(self) -> IncidenceConfig:
+        for key in ("horizons", "bin_edges"):
+            values = getattr(self, key)
+            increasing = all(a < b for a, b in zip(values, values[1:], strict=False))
+            if not values or values[0] < 1 or not increasing:
+                raise ValueError(f"{key} must be positive days in increasing order, got {values}")
+        off_edge = [h for h in self.horizons if h not in self.bin_edges]
+        if off_edge:
+            raise ValueError(f"every horizon must be a bin edge; {off_edge} is not")
+        if self.bin_edges[-1] != self.horizons[-1]:
+            raise ValueError(
+                f"the last bin edge ({self.bin_edges[-1]}) must be the last horizon "
+                f"({self.horizons[-1]})"
+            )
+        return self
+
+
 class TrainConfig(Section):
     """``configs/train.yaml``: everything ``hamrisk train`` needs besides the features."""
 
@@ -514,6 +561,7 @@ class TrainConfig(Section):
     model: ModelConfig
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
+    incidence: IncidenceConfig = IncidenceConfig()
 
 
 # --- Outcome audits (configs/audit.yaml): were earlier predictions right? ---

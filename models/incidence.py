@@ -1,0 +1,655 @@
+"""Cumulative incidence of a recurrence at several horizons, anchored to the one-year risk.
+
+For a horizon ``h`` inside the outcome window ``W`` the probability of a recurrence by ``h``
+factorises exactly::
+
+    P(T <= h | x) = P(T <= W | x) * P(T <= h | T <= W, x)
+
+The first factor is the calibrated one-year risk of :class:`~models.estimators.RiskModel`.
+The second, the *shape*, is when a recurrence falls given that it falls within the window;
+it runs from 0 to 1, never decreases, and is 1 at ``W``. So a curve built as ``risk *
+shape`` is non-decreasing in the horizon and equals ``risk`` at ``W`` by construction:
+the calibration and the interval of the one-year risk carry over unchanged, and only the
+timing is learned here.
+
+The shape is learned from the recurrences alone, as the distribution of the recurrence
+time among episodes that recur within the window: a discrete-time hazard on bins of days
+(weekly to 12 weeks, coarser after; ``configs/train.yaml``, ``incidence.bin_edges``),
+``q_j(x) = P(T in bin j | T after bin j starts, T <= W, x)``, fitted as a weighted binary
+classification on one row per (recurrence, bin reached) with the bin's first day as a
+feature (Singer & Willett 1993, J Educ Stat 18:155, for the person-period form). The last
+bin's ``q`` is 1, so the shape reaches exactly 1 at ``W``, and ``0 < q < 1`` elsewhere makes
+it rise monotonically.
+
+Censoring: a recurrence is seen only if follow-up lasted until it, so late recurrences are
+under-represented among those seen. Each recurrence is weighted by the inverse probability
+of having been followed until it, ``1 / G(t-)`` (:func:`models.censoring.ipcw_weights`, the
+weights ``RiskModel`` trains on). An athlete lost on day 40 thus counts in the censoring
+risk set for 40 days and no more, and raises the weight of the recurrences seen after day
+40, the ones that athlete could have added. Without covariates this weighted distribution of
+recurrence times *is* the Kaplan–Meier estimate (Satten & Datta 2001, Am Stat 55:207,
+"The Kaplan–Meier estimator as an inverse-probability-of-censoring weighted average"), so
+the fit starts from the cohort's Kaplan–Meier shape, the peer of
+:func:`models.kaplan_meier.spread_by_cohort_shape`.
+
+Why not a hazard model of all episodes (a piecewise-exponential Poisson model, the classic
+route) turned into ``F(h) / F(W)``: trees fitted to the whole hazard spend their splits on the
+one-year *level*, which the risk model already gives, and a hazard scaled up by a level
+effect saturates ``F`` earlier, so every high-risk episode gets an earlier shape whether or
+not timing depends on anything. On worlds where it does not (``bench/incidence.py``) that
+made the curves at 28 and 90 days worse than the cohort's single shape at every size, 18 x
+worse at 10,000 episodes. Conditioning on recurrence keeps the level out of the shape.
+
+Small cohorts: the trees learn deviations from the cohort's shape (the pooled ``q_j`` as
+``init_score``), and the number of boosting rounds is chosen by grouped cross-validation (an
+athlete's episodes stay in one fold) on the held-out weighted log loss, starting from zero
+rounds: unless the optimum's gain over zero rounds is more than one standard error (between
+folds), the fit stays at the cohort's Kaplan–Meier shape, so when the recurrences cannot
+show clearly that timing depends on the features the curve is the cohort's. Every
+curve is finite and monotone at any size.
+
+Intervals (:func:`cumulative_incidence`): the one-year risk's bootstrap interval
+(:meth:`RiskModel.predict_interval`) carries the level's estimation uncertainty; the
+timing's comes from refits on athletes resampled with replacement
+(:meth:`TimingModel.predict_shape_interval`, rounds held at the number chosen), and the
+two are combined on the log scale as independent errors. Neither carries the uncertainty
+of choosing the number of rounds, nor the outcome's own randomness; with the timing's
+interval left out, the early horizons' intervals are too narrow at a few hundred
+episodes by the shape's sampling error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import GroupKFold
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from models.censoring import ipcw_weights
+from models.prep import FeaturePrep
+
+# The pooled q of a bin enters the trees as a log-odds offset, so 0 and 1 are kept this far
+# away: a bin with no recurrence then adds at most 0.01% of the recurrences to the shape.
+_Q_CLIP = 1e-4
+# Rounds without a better held-out loss after which a fold's boosting stops.
+_PATIENCE_ROUNDS = 100
+# Episodes per prediction chunk: bounds the (episodes x bins) x features matrix.
+_CHUNK_EPISODES = 20_000
+
+
+def check_follow_up(followed: np.ndarray, event: np.ndarray) -> None:
+    """Raise ValueError, naming the row, for follow-up that cannot be right."""
+    if followed.shape != event.shape or followed.ndim != 1:
+        raise ValueError(
+            "followed_days and event_days must be 1-D of equal length "
+            f"(got {followed.shape} and {event.shape})"
+        )
+    bad = np.flatnonzero(~np.isfinite(followed) | (followed < 0))
+    if bad.size:
+        raise ValueError(
+            f"followed_days must be a non-negative number; row {bad[0]} has {followed[bad[0]]}"
+        )
+    bad = np.flatnonzero(~np.isnan(event) & ((event <= 0) | (event > followed)))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"event_days must lie in (0, followed_days] (a recurrence comes after the "
+            f"prediction time); row {i} has event_days={event[i]} and followed_days={followed[i]}"
+        )
+
+
+def _check_edges(bin_edges: Sequence[float], horizons: Sequence[float]) -> np.ndarray:
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    hz = np.asarray(horizons, dtype=np.float64)
+    for name, values in (("bin_edges", edges), ("horizons", hz)):
+        if values.ndim != 1 or values.size == 0 or values[0] <= 0 or np.any(np.diff(values) <= 0):
+            raise ValueError(f"{name} must be positive days in increasing order (got {values})")
+    if not np.isin(hz, edges).all():
+        raise ValueError(f"every horizon must be a bin edge (horizons {hz}, edges {edges})")
+    if edges[-1] != hz[-1]:
+        raise ValueError(f"the last bin edge {edges[-1]} must be the last horizon {hz[-1]}")
+    if edges.size < 2:
+        raise ValueError("bin_edges needs at least two bins")
+    return edges
+
+
+@dataclass(frozen=True)
+class RecurrencePeriods:
+    """One row per (recurrence, bin it reached), the last bin left out (its ``q`` is 1)."""
+
+    episode: np.ndarray  # position of the episode in the input
+    bin: np.ndarray  # index of the bin
+    event: np.ndarray  # 1.0 in the bin the recurrence fell in
+    weight: np.ndarray  # the episode's inverse probability of censoring weight
+
+    def take(self, rows: np.ndarray) -> RecurrencePeriods:
+        return RecurrencePeriods(
+            self.episode[rows], self.bin[rows], self.event[rows], self.weight[rows]
+        )
+
+
+def recurrence_periods(
+    event_days: np.ndarray, weights: np.ndarray, bin_edges: Sequence[float]
+) -> RecurrencePeriods:
+    """Person-period rows of the recurrences within the last edge that have a weight.
+
+    A recurrence on day ``t`` falls in the bin whose right edge is the first ``>= t``; it
+    contributes a 0 row for each earlier bin and a 1 row for its own (none for the last
+    bin, where every remaining recurrence falls by definition).
+    """
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    event = np.asarray(event_days, dtype=np.float64)
+    recurred = np.flatnonzero(~np.isnan(event) & (event <= edges[-1]) & (weights > 0))
+    event_bin = np.searchsorted(edges, event[recurred], side="left")
+    reps = np.minimum(event_bin, len(edges) - 2) + 1
+    episode = np.repeat(recurred, reps)
+    bin_ = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    hit = (bin_ == np.repeat(event_bin, reps)).astype(np.float64)
+    return RecurrencePeriods(episode, bin_, hit, weights[episode])
+
+
+def pooled_timing(periods: RecurrencePeriods, n_bins: int) -> np.ndarray:
+    """Weighted share of the recurrences still to come that fall in each bin (``q_j``).
+
+    One value per bin but the last. A bin no weighted recurrence reached gets 1: the
+    recurrences were all used up before it.
+    """
+    hits = np.bincount(periods.bin, weights=periods.weight * periods.event, minlength=n_bins - 1)
+    reached = np.bincount(periods.bin, weights=periods.weight, minlength=n_bins - 1)
+    return np.divide(hits, reached, out=np.ones(n_bins - 1), where=reached > 0)
+
+
+def shape_from_timing(
+    q: np.ndarray, bin_edges: Sequence[float], horizons: Sequence[float]
+) -> np.ndarray:
+    """``P(T <= h | T <= W)`` at each horizon from the conditional bin hazards ``q``
+    (``(n, bins - 1)`` or ``(bins - 1,)``); exactly 1 at the last horizon."""
+    q = np.asarray(q, dtype=np.float64)
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # q = 1: every recurrence used up, log(0) = -inf
+        before = -np.expm1(np.cumsum(np.log1p(-np.minimum(q, 1.0)), axis=-1))
+    ones = np.ones((*before.shape[:-1], 1))
+    cdf = np.concatenate([before, ones], axis=-1)
+    shape = cdf[..., np.searchsorted(edges, np.asarray(horizons, dtype=np.float64))]
+    shape[..., -1] = 1.0
+    return shape
+
+
+class TimingModel(BaseEstimator):
+    """When a recurrence falls, given that it falls within the window (module docstring).
+
+    Args:
+        bin_edges: right ends of the hazard bins, days; the last is the outcome window
+            (``IncidenceConfig.bin_edges`` in ``pipeline/config.py``, sources there).
+        horizons: days at which shapes are reported; each a bin edge, the last the window
+            (``IncidenceConfig.horizons``).
+        max_rounds: most boosting rounds tried by cross-validation (0: the cohort's shape).
+        learning_rate, num_leaves, reg_lambda: LightGBM's.
+        min_leaf_events: about how many (weighted) recurrences a leaf needs.
+        cv: grouped folds for choosing the number of rounds.
+        n_bootstrap: refits on athletes resampled with replacement, for
+            :meth:`predict_shape_interval` (0: none).
+        categorical: features to treat as categories (text columns always are).
+        random_state: seed for folds and LightGBM.
+
+    Fitted attributes: ``prep_``, ``feature_names_in_``, ``n_features_in_``,
+    ``pooled_timing_`` (the cohort's ``q``, one per bin but the last), ``cv_loss_``
+    (held-out weighted log loss summed over folds, by number of rounds from 0),
+    ``n_rounds_`` (the cross-validated optimum if clear of noise, else 0), ``booster_``
+    (``None`` for zero rounds), ``members_`` (the bootstrap refits' pooled timing and
+    booster).
+    """
+
+    def __init__(
+        self,
+        bin_edges: Sequence[int],
+        horizons: Sequence[int],
+        max_rounds: int = 400,
+        learning_rate: float = 0.05,
+        num_leaves: int = 4,
+        min_leaf_events: float = 10.0,
+        reg_lambda: float = 10.0,
+        cv: int = 5,
+        n_bootstrap: int = 20,
+        categorical: Sequence[str] | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.bin_edges = bin_edges
+        self.horizons = horizons
+        self.max_rounds = max_rounds
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_leaf_events = min_leaf_events
+        self.reg_lambda = reg_lambda
+        self.cv = cv
+        self.n_bootstrap = n_bootstrap
+        self.categorical = categorical
+        self.random_state = random_state
+
+    @classmethod
+    def from_config(cls, config, categorical=None, random_state=None) -> TimingModel:
+        """An unfitted model from ``pipeline.config.IncidenceConfig`` (duck-typed here:
+        ``models/`` does not import ``pipeline/``)."""
+        return cls(
+            bin_edges=tuple(config.bin_edges),
+            horizons=tuple(config.horizons),
+            max_rounds=config.max_rounds,
+            learning_rate=config.learning_rate,
+            num_leaves=config.num_leaves,
+            min_leaf_events=config.min_leaf_events,
+            reg_lambda=config.reg_lambda,
+            cv=config.cv_folds,
+            n_bootstrap=config.n_bootstrap,
+            categorical=categorical,
+            random_state=random_state,
+        )
+
+    # ---- fitting -------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        followed_days: np.ndarray | pd.Series,
+        event_days: np.ndarray | pd.Series,
+        groups: np.ndarray | pd.Series | None = None,
+        sample_weight: np.ndarray | pd.Series | None = None,
+    ) -> TimingModel:
+        """Fit the cohort's timing and the boosted deviations from it.
+
+        Args:
+            X: features, one row per episode (the risk model's feature frame).
+            followed_days: days from prediction time to the end of follow-up.
+            event_days: days from prediction time to the recurrence, NaN if none in the
+                window (the episodes frame's columns of the same names).
+            groups: athlete ids for the folds; ``None``: each episode its own athlete.
+            sample_weight: inverse probability of censoring weights (only recurrences'
+                are read), e.g. the ones the risk model was trained with. ``None``:
+                Kaplan–Meier censoring weights, untruncated, so that the fit without
+                covariates is exactly the Kaplan–Meier shape.
+
+        Raises:
+            ValueError: inconsistent inputs (named by row), or no recurrence at all.
+        """
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
+        edges = _check_edges(self.bin_edges, self.horizons)
+        if not (isinstance(self.cv, int) and self.cv >= 2):
+            raise ValueError(f"cv must be an integer >= 2 (got {self.cv!r})")
+        if not (isinstance(self.n_bootstrap, int) and self.n_bootstrap >= 0):
+            raise ValueError(
+                f"n_bootstrap must be a non-negative integer (got {self.n_bootstrap!r})"
+            )
+        if not (isinstance(self.max_rounds, int) and self.max_rounds >= 0):
+            raise ValueError(f"max_rounds must be a non-negative integer (got {self.max_rounds!r})")
+        followed = np.asarray(followed_days, dtype=np.float64)
+        event = np.asarray(event_days, dtype=np.float64)
+        check_follow_up(followed, event)
+        n = len(X)
+        if followed.shape != (n,):
+            raise ValueError(f"followed_days has shape {followed.shape}, expected ({n},)")
+        g = np.arange(n) if groups is None else np.asarray(groups)
+        if g.shape != (n,):
+            raise ValueError(f"groups has shape {g.shape}, expected ({n},)")
+        if sample_weight is None:
+            weights = ipcw_weights(followed, event, edges[-1], method="km", max_weight=np.inf)
+        else:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+            if weights.shape != (n,):
+                raise ValueError(f"sample_weight has shape {weights.shape}, expected ({n},)")
+            bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+            if bad.size:
+                raise ValueError(
+                    f"sample_weight must be finite and >= 0; row {bad[0]} has {weights[bad[0]]}"
+                )
+        periods = recurrence_periods(event, weights, edges)
+        if periods.event.sum() == 0:
+            raise ValueError(
+                "no recurrence within the window: the timing of recurrences is unknown"
+            )
+
+        self.prep_ = FeaturePrep().fit(X, list(self.categorical or ()))
+        self.feature_names_in_ = self.prep_.feature_names_
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.pooled_timing_ = pooled_timing(periods, len(edges))
+        matrix = self._design(self.prep_.transform(X), periods.episode, periods.bin)
+
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        fold_losses = self._cross_validated_loss(matrix, periods, g[periods.episode], seed, rng)
+        self.cv_loss_ = fold_losses.sum(axis=0)
+        self.n_rounds_ = _rounds_if_clear_of_noise(fold_losses)
+        self.booster_, self.members_ = None, []
+        if self.n_rounds_ > 0:
+            self.booster_ = self._refit(matrix, periods, self.pooled_timing_, seed)
+        labels, index = np.unique(g[periods.episode], return_inverse=True)
+        for _ in range(self.n_bootstrap):
+            # Resampling athletes with replacement = weighting each row by how many times
+            # its athlete was drawn; the number of rounds stays the one chosen above.
+            times = np.bincount(rng.randint(len(labels), size=len(labels)), minlength=len(labels))
+            drawn = times[index] > 0
+            member = periods.take(np.flatnonzero(drawn))
+            member = RecurrencePeriods(
+                member.episode, member.bin, member.event, member.weight * times[index][drawn]
+            )
+            q = pooled_timing(member, len(edges))
+            booster = None
+            if self.n_rounds_ > 0:
+                booster = self._refit(matrix[drawn], member, q, seed)
+            self.members_.append((q, booster))
+        return self
+
+    def _refit(
+        self, matrix: np.ndarray, periods: RecurrencePeriods, q: np.ndarray, seed: int
+    ) -> lgb.Booster:
+        data = self._dataset(matrix, periods, _offset(periods, q))
+        return lgb.train(self._params(seed), data, num_boost_round=self.n_rounds_)
+
+    def _design(self, m: np.ndarray, episode: np.ndarray, bin_: np.ndarray) -> np.ndarray:
+        """Features of each row's episode and, last, the first day of the row's bin."""
+        starts = np.r_[0.0, np.asarray(self.bin_edges, dtype=np.float64)[:-1]]
+        return np.column_stack([m[episode], starts[bin_]])
+
+    def _params(self, seed: int) -> dict:
+        return {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "reg_lambda": self.reg_lambda,
+            # The binary hessian w p (1 - p) is about the weighted recurrences in the leaf
+            # when p, a bin's share of the recurrences still to come, is small.
+            "min_sum_hessian_in_leaf": self.min_leaf_events,
+            "min_child_samples": 1,
+            "seed": seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": 1,
+            "verbosity": -1,
+        }
+
+    def _dataset(
+        self, matrix: np.ndarray, periods: RecurrencePeriods, offset: np.ndarray, reference=None
+    ) -> lgb.Dataset:
+        return lgb.Dataset(
+            matrix,
+            label=periods.event,
+            weight=periods.weight,
+            init_score=offset,
+            reference=reference,
+            feature_name=[f"f{j}" for j in range(matrix.shape[1])],
+            categorical_feature=self.prep_.categorical_index_,
+            free_raw_data=True,
+            params={"verbosity": -1},
+        )
+
+    def _held_out_path(
+        self,
+        train: tuple[np.ndarray, RecurrencePeriods, np.ndarray],
+        valid: tuple[np.ndarray, RecurrencePeriods, np.ndarray],
+        seed: int,
+    ) -> np.ndarray:
+        """Held-out weighted log loss (summed) after 0, 1, ... rounds, until ``max_rounds``
+        or until ``_PATIENCE_ROUNDS`` rounds without improvement."""
+        train_set = self._dataset(*train)
+        vm, vp, vo = valid
+        valid_set = self._dataset(vm, vp, vo, reference=train_set)
+        record: dict = {}
+        lgb.train(
+            {**self._params(seed), "metric": "binary_logloss"},
+            train_set,
+            num_boost_round=self.max_rounds,
+            valid_sets=[valid_set],
+            valid_names=["held_out"],
+            callbacks=[
+                lgb.record_evaluation(record),
+                lgb.early_stopping(_PATIENCE_ROUNDS, first_metric_only=True, verbose=False),
+            ],
+        )
+        # LightGBM's metric is the weighted mean (init_score included); sums add over folds.
+        total = vp.weight.sum()
+        per_round = total * np.asarray(record["held_out"]["binary_logloss"])
+        return np.r_[_log_loss(vp, vo), per_round]
+
+    def _cross_validated_loss(
+        self,
+        matrix: np.ndarray,
+        periods: RecurrencePeriods,
+        groups: np.ndarray,
+        seed: int,
+        rng: np.random.RandomState,
+    ) -> np.ndarray:
+        """``(folds, rounds + 1)``: each fold's held-out loss by number of rounds from 0."""
+        # Fewer athletes with a recurrence than folds: nothing to validate on, so the
+        # cohort's shape (zero rounds).
+        if self.max_rounds == 0 or len(np.unique(groups)) < self.cv:
+            return np.zeros((1, 1))
+        folds = GroupKFold(
+            n_splits=self.cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
+        )
+        n_bins = len(self.bin_edges)
+        paths = []
+        for train, test in folds.split(matrix, groups=groups):
+            train_periods, test_periods = periods.take(train), periods.take(test)
+            q = pooled_timing(train_periods, n_bins)
+            paths.append(
+                self._held_out_path(
+                    (matrix[train], train_periods, _offset(train_periods, q)),
+                    (matrix[test], test_periods, _offset(test_periods, q)),
+                    seed,
+                )
+            )
+        # Folds stop early at different rounds; all ran at least this far, and every fold
+        # had stopped improving past its own best before stopping.
+        common = min(len(path) for path in paths)
+        return np.array([path[:common] for path in paths])
+
+    # ---- prediction ----------------------------------------------------------------
+
+    def predict_timing(self, X: pd.DataFrame) -> np.ndarray:
+        """Each episode's ``q_j``, ``(episodes, bins - 1)``: the share of its recurrences
+        still to come that fall in bin ``j``."""
+        check_is_fitted(self, "pooled_timing_")
+        m = self.prep_.transform(X)  # checks the columns even when no trees read them
+        return self._timing(m, self.pooled_timing_, self.booster_)
+
+    def _timing(self, m: np.ndarray, q: np.ndarray, booster: lgb.Booster | None) -> np.ndarray:
+        n_rows = len(self.bin_edges) - 1
+        if booster is None:
+            return np.tile(q, (len(m), 1))
+        base = logit(np.clip(q, _Q_CLIP, 1 - _Q_CLIP))
+        out = np.empty((len(m), n_rows))
+        for start in range(0, len(m), _CHUNK_EPISODES):
+            chunk = m[start : start + _CHUNK_EPISODES]
+            episode = np.repeat(np.arange(len(chunk)), n_rows)
+            bin_ = np.tile(np.arange(n_rows), len(chunk))
+            raw = booster.predict(self._design(chunk, episode, bin_), raw_score=True)
+            out[start : start + len(chunk)] = expit(base + raw.reshape(len(chunk), n_rows))
+        return out
+
+    def predict_shape_interval(
+        self, X: pd.DataFrame, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The shape, and a bootstrap interval for it at each horizon.
+
+        Method as :meth:`RiskModel.predict_interval`: the members' deviations from their
+        mean, at the ``(1-level)/2`` and ``(1+level)/2`` percentiles, added to the shape
+        (a centred percentile interval), clipped to [0, 1], made monotone in the horizon
+        and containing the shape; 1 to 1 at the last horizon. It carries the sampling error
+        of the timing (with the number of rounds held fixed), not the one-year level's.
+
+        Returns:
+            ``(shape, low, high)``, each ``(episodes, horizons)``.
+
+        Raises:
+            ValueError: fitted with fewer than 2 bootstrap members, or ``level`` outside (0, 1).
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1) (got {level})")
+        check_is_fitted(self, "pooled_timing_")
+        if len(self.members_) < 2:
+            raise ValueError("no bootstrap members: fit with n_bootstrap >= 2 for intervals")
+        m = self.prep_.transform(X)
+        shape = shape_from_timing(
+            self._timing(m, self.pooled_timing_, self.booster_), self.bin_edges, self.horizons
+        )
+        members = np.stack(
+            [
+                shape_from_timing(self._timing(m, q, b), self.bin_edges, self.horizons)
+                for q, b in self.members_
+            ]
+        )
+        members -= members.mean(axis=0)
+        lo, hi = np.quantile(members, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        low = np.minimum(np.clip(shape + lo, 0.0, 1.0), shape)
+        high = np.maximum(np.clip(shape + hi, 0.0, 1.0), shape)
+        low = np.maximum.accumulate(low, axis=1)
+        high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
+        return shape, low, high
+
+    def predict_shape(self, X: pd.DataFrame) -> np.ndarray:
+        """``P(T <= h | T <= W, x)`` at each horizon, ``(episodes, horizons)``: from 0 to 1,
+        non-decreasing, exactly 1 at the last horizon."""
+        return shape_from_timing(self.predict_timing(X), self.bin_edges, self.horizons)
+
+    @property
+    def cohort_shape_(self) -> np.ndarray:
+        """The cohort's shape at each horizon (Kaplan–Meier's), where the fit starts from."""
+        check_is_fitted(self, "pooled_timing_")
+        return shape_from_timing(self.pooled_timing_, self.bin_edges, self.horizons)
+
+
+def _rounds_if_clear_of_noise(fold_losses: np.ndarray) -> int:
+    """The rounds with the lowest summed held-out loss, if their gain over zero rounds is
+    more than one standard error; zero rounds (the cohort's shape) otherwise.
+
+    The standard error is that of the summed gain, from its spread between folds (paired,
+    so the folds' different sizes and loss levels cancel), as in the one-standard-error
+    rule (Breiman et al. 1984, *Classification and Regression Trees*, sec. 3.4.3). Taking
+    the fewest rounds within one error of the best, that rule's usual form, underfitted
+    covariate-dependent timing (bench/incidence.py: twice the optimum's error at 10,000
+    episodes); the plain optimum let the trees chase noise at 500 episodes.
+    """
+    gain = fold_losses - fold_losses[:, :1]
+    total = gain.sum(axis=0)
+    best = int(np.argmin(total))
+    folds = len(fold_losses)
+    if best == 0 or folds < 2:
+        return 0
+    se = np.sqrt(folds) * gain[:, best].std(ddof=1)
+    return best if -total[best] > se else 0
+
+
+def _offset(periods: RecurrencePeriods, q: np.ndarray) -> np.ndarray:
+    """Each row's log-odds under the pooled timing ``q``."""
+    return logit(np.clip(q, _Q_CLIP, 1 - _Q_CLIP))[periods.bin]
+
+
+def _log_loss(periods: RecurrencePeriods, raw: np.ndarray) -> float:
+    """Weighted binary log loss, summed, of log-odds ``raw``."""
+    p = expit(raw)
+    y, w = periods.event, periods.weight
+    return float(-np.sum(w * (y * np.log(p) + (1 - y) * np.log1p(-p))))
+
+
+@dataclass(frozen=True)
+class CumulativeIncidence:
+    """Risk of a recurrence by each horizon, per episode, and its interval.
+
+    ``risk``, ``low`` and ``high`` are ``(episodes, horizons)``; ``low``/``high`` are
+    ``None`` when no interval was given.
+    """
+
+    horizons: tuple[int, ...]
+    risk: np.ndarray
+    low: np.ndarray | None
+    high: np.ndarray | None
+
+    def frame(self, index: pd.Index | None = None) -> pd.DataFrame:
+        """Columns ``risk_{h}d`` (and ``risk_{h}d_low``, ``risk_{h}d_high``) per horizon."""
+        columns: dict[str, np.ndarray] = {}
+        for k, h in enumerate(self.horizons):
+            columns[f"risk_{h}d"] = self.risk[:, k]
+            if self.low is not None and self.high is not None:
+                columns[f"risk_{h}d_low"] = self.low[:, k]
+                columns[f"risk_{h}d_high"] = self.high[:, k]
+        return pd.DataFrame(columns, index=index)
+
+
+def cumulative_incidence(
+    risk: np.ndarray,
+    shape: np.ndarray,
+    horizons: Sequence[int],
+    risk_low: np.ndarray | None = None,
+    risk_high: np.ndarray | None = None,
+    shape_low: np.ndarray | None = None,
+    shape_high: np.ndarray | None = None,
+) -> CumulativeIncidence:
+    """The one-year risk spread over the horizons by each episode's shape.
+
+    ``risk * shape``: non-decreasing in the horizon when the shape is, and equal to
+    ``risk`` at the last horizon.
+
+    The interval: given only the one-year interval, that interval times the shape (the
+    level's uncertainty alone). Given the shape's interval too
+    (:meth:`TimingModel.predict_shape_interval`), the two half-widths are combined on the
+    log scale as independent errors, ``sqrt(a**2 + b**2)`` with ``a``, ``b`` the log-ratios
+    of each bound to its estimate (the delta method for a product); the bounds are then
+    kept monotone in the horizon, the upper one at most the one-year upper bound, and at
+    the last horizon they are the one-year interval.
+
+    Raises:
+        ValueError: arrays that do not match, a risk outside [0, 1] or a shape that is not
+            a non-decreasing curve ending at 1 (named by row), a bound given alone.
+    """
+    risk = np.asarray(risk, dtype=np.float64)
+    shape = np.asarray(shape, dtype=np.float64)
+    horizons = tuple(int(h) for h in horizons)
+    expected = (len(risk), len(horizons))
+    if shape.shape != expected:
+        raise ValueError(f"shape is {shape.shape}, expected {expected}")
+    bad = np.flatnonzero(~np.isfinite(risk) | (risk < 0) | (risk > 1))
+    if bad.size:
+        raise ValueError(f"risk must be in [0, 1]; row {bad[0]} has {risk[bad[0]]}")
+    broken = (
+        ~np.isfinite(shape).all(axis=1)
+        | (shape < 0).any(axis=1)
+        | (np.diff(shape, axis=1) < 0).any(axis=1)
+        | (shape[:, -1] != 1.0)
+    )
+    if broken.any():
+        i = int(np.flatnonzero(broken)[0])
+        raise ValueError(f"shape must rise from >= 0 to exactly 1; row {i} is {shape[i]}")
+    if (risk_low is None) != (risk_high is None):
+        raise ValueError("give both risk_low and risk_high, or neither")
+    if (shape_low is None) != (shape_high is None):
+        raise ValueError("give both shape_low and shape_high, or neither")
+    curve = risk[:, None] * shape
+    if risk_low is None and shape_low is None:
+        return CumulativeIncidence(horizons, curve, None, None)
+    r_lo = risk if risk_low is None else np.asarray(risk_low, dtype=np.float64)
+    r_hi = risk if risk_high is None else np.asarray(risk_high, dtype=np.float64)
+    if r_lo.shape != risk.shape or r_hi.shape != risk.shape:
+        raise ValueError(f"risk_low and risk_high must have shape {risk.shape}")
+    if shape_low is None:
+        return CumulativeIncidence(horizons, curve, r_lo[:, None] * shape, r_hi[:, None] * shape)
+    s_lo = np.asarray(shape_low, dtype=np.float64)
+    s_hi = np.asarray(shape_high, dtype=np.float64)
+    if s_lo.shape != expected or s_hi.shape != expected:
+        raise ValueError(f"shape_low and shape_high must have shape {expected}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        down = np.hypot(np.log(risk / r_lo)[:, None], np.log(shape / s_lo))
+        up = np.hypot(np.log(r_hi / risk)[:, None], np.log(s_hi / shape))
+        low = np.where(curve > 0, curve * np.exp(-down), 0.0)
+        high = np.where(curve > 0, curve * np.exp(up), r_hi[:, None] * s_hi)
+    low = np.nan_to_num(np.minimum(low, curve), nan=0.0)
+    high = np.minimum(np.nan_to_num(np.maximum(high, curve), nan=1.0), r_hi[:, None])
+    low[:, -1], high[:, -1] = r_lo, r_hi
+    low = np.maximum.accumulate(low, axis=1)
+    high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
+    return CumulativeIncidence(horizons, curve, low, high)
