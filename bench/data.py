@@ -8,9 +8,10 @@ from pathlib import Path
 
 from bench.measure import Spread, progress, repeat, timed
 from pipeline.cohort import TABLES
-from pipeline.config import SimulationConfig, load_config
-from pipeline.simulate import simulate_cohort, write_simulated
+from pipeline.config import load_config
 from pipeline.validate import validate_cohort
+from simulator.config import SimulationConfig
+from simulator.simulate import simulate_cohort, write_simulated
 
 # Aims from the cohort-contract specification, on the 2-core reference machine.
 SIMULATE_AIM_SECONDS = 30.0

@@ -89,9 +89,10 @@ def simulate(
     ),
 ) -> None:
     """Write a synthetic cohort in the contract format, and its latent truth beside it."""
-    from pipeline.config import ConfigError, SimulationConfig, load_config
+    from pipeline.config import ConfigError, load_config
     from pipeline.io import FORMATS
-    from pipeline.simulate import run_simulation
+    from simulator.config import SimulationConfig
+    from simulator.simulate import run_simulation
 
     try:
         settings = load_config(SimulationConfig, config, name="simulation")

@@ -39,10 +39,10 @@ from scipy.special import expit
 
 from pipeline import schemas
 from pipeline.cohort import TABLES
-from pipeline.config import SimulationConfig
 from pipeline.io import FORMATS, write_tables
 from pipeline.schemas import BAMIC_SITES as SITES
 from pipeline.schemas import DISCIPLINES, LEVELS, MECHANISMS, SIDES, TESTS
+from simulator.config import SimulationConfig
 
 # The contract's vocabularies, in the order the simulation config's shares refer to them.
 # "unknown" is how a missing muscle reads, not a muscle to draw.

@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.cohort import TABLES
-from pipeline.config import ConfigError, SimulationConfig, load_config
-from pipeline.simulate import (
+from pipeline.config import ConfigError, load_config
+from simulator.config import SimulationConfig
+from simulator.simulate import (
     episode_outcomes,
     simulate_cohort,
     summarize_simulation,
@@ -142,7 +143,7 @@ def share_difference(higher: pd.Series, lower: pd.Series) -> tuple[float, float]
 
 # ------------------------------------------------------------------------------------------
 # An independent reading of the tables: the risk factors as a feature builder would compute
-# them (see pipeline/simulate.py's docstring), and the outcome as the data contract defines it.
+# them (see simulator/simulate.py's docstring), and the outcome as the data contract defines it.
 
 
 def recorded_factors(tables: dict[str, pd.DataFrame], config: SimulationConfig) -> pd.DataFrame:
