@@ -7,11 +7,11 @@ other section: unknown keys and values out of range are reported with their dott
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from pipeline.config import Section
+from pipeline.config import ConfigError, Section
 
 Level = Literal["recreational", "competitive", "elite"]
 Discipline = Literal[
@@ -25,6 +25,7 @@ StrengthTest = Literal[
     "isokinetic_knee_extension_concentric",
 ]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Timing = Literal["episode", "fixed"]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
@@ -165,13 +166,66 @@ class StrengthSimConfig(Section):
     follow_up_sessions: dict[Literal["one_month", "three_months", "six_months"], Probability]
 
 
+class Effect(Section):
+    """One additive term of the true log-odds: ``coefficient * (value - reference)``.
+
+    A missing recorded value is read as ``reference`` (contributes nothing).
+    """
+
+    coefficient: float
+    reference: float = 0.0
+    source: str = Field(min_length=1)
+
+
+class NonNegativeEffect(Effect):
+    """An effect whose direction is fixed: risk never falls as the value rises."""
+
+    coefficient: float = Field(ge=0.0)
+
+
+class TimingEffects(Section):
+    """Terms of the log time scale of a recurrence: ``coefficient * (value - reference)``.
+
+    Read from the same recorded values as the risk terms of the same name; a positive
+    coefficient brings recurrences later as the value rises, a negative one earlier.
+    """
+
+    days_vs_expected: Effect
+    peak_sprint_pct: Effect
+    lsi_deficit: Effect
+
+
 class RecurrenceSimConfig(Section):
-    """When a recurrence happens after return to sport."""
+    """When a recurrence happens after return to sport, given that it happens in the window.
+
+    Time from return is a Weibull truncated to the window; each episode's scale is the common
+    scale times ``exp`` of its timing terms (``timing: episode``: an accelerated time scale) or
+    the common scale alone (``timing: fixed``). The common scale is solved so that the median
+    among first-year recurrences is ``median_days``. Whether an episode recurs within the
+    window is the true risk alone: timing only moves a recurrence within the window.
+    """
 
     window_days: int = Field(365, ge=30, le=3650)
+    horizons_days: tuple[int, ...] = (28, 90, 180, 365)
     median_days: PositiveFloat
     weibull_shape: PositiveFloat
+    timing: Timing = "episode"
+    time_effects: TimingEffects
     max_treated_recurrences: int = Field(ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _horizons_end_at_the_window(self) -> RecurrenceSimConfig:
+        h = self.horizons_days
+        if list(h) != sorted(set(h)) or h[0] < 1:
+            raise ValueError(f"horizons_days must be increasing whole days from 1, got {list(h)}")
+        if h[-1] != self.window_days:
+            raise ValueError(
+                f"horizons_days must end at window_days ({self.window_days}), so the last "
+                f"cumulative incidence is the first-year risk; got {list(h)}"
+            )
+        if self.median_days >= self.window_days:
+            raise ValueError("median_days must be inside the window")
+        return self
 
 
 class FollowUpSimConfig(Section):
@@ -190,23 +244,6 @@ class DistractorsSimConfig(Section):
     other_side_max_days: int = Field(ge=1)
     late_same_side_share: Probability
     late_same_side_max_days: int = Field(ge=1)
-
-
-class Effect(Section):
-    """One additive term of the true log-odds: ``coefficient * (value - reference)``.
-
-    A missing recorded value is read as ``reference`` (contributes nothing).
-    """
-
-    coefficient: float
-    reference: float = 0.0
-    source: str = Field(min_length=1)
-
-
-class NonNegativeEffect(Effect):
-    """An effect whose direction is fixed: risk never falls as the value rises."""
-
-    coefficient: float = Field(ge=0.0)
 
 
 class RiskEffects(Section):
@@ -229,6 +266,7 @@ class RiskEffects(Section):
     peak_sprint_pct: Effect
     phase3_not_done: Effect
     pain_at_return: Effect
+    body_mass_kg: Effect
 
 
 class RiskSimConfig(Section):
@@ -239,11 +277,25 @@ class RiskSimConfig(Section):
     days_vs_expected_range: tuple[float, float]
     nordic_threshold_n: PositiveFloat
     peak_sprint_cap_pct: PositiveFloat
+    # Every coefficient times this: below 1 a world whose recorded factors say less.
+    effect_scale: float = Field(1.0, ge=0.0)
     effects: RiskEffects
 
 
+class WorldConfig(Section):
+    """A simulated clinic: an overlay of settings on the base config, and why it is there."""
+
+    description: str = Field(min_length=1)
+    overlay: dict[str, Any] = {}
+
+
 class SimulationConfig(Section):
-    """Everything ``hamrisk simulate`` draws from; see configs/simulation.yaml for sources."""
+    """Everything ``hamrisk simulate`` draws from; see configs/simulation.yaml for sources.
+
+    The file holds the base settings and ``worlds``, overlays on them. ``world`` names the
+    world the settings are drawn in; ``in_world`` gives that world's own settings (with the
+    overlay applied and no ``worlds`` left), and ``simulate_cohort`` draws in them.
+    """
 
     athletes: int = Field(2000, ge=1)
     random_state: int = Field(20261126, ge=0)
@@ -262,6 +314,8 @@ class SimulationConfig(Section):
     distractors: DistractorsSimConfig
     missing: dict[str, Probability]
     risk: RiskSimConfig
+    world: str = Field("literature", min_length=1)
+    worlds: dict[str, WorldConfig] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulationConfig:
@@ -278,6 +332,57 @@ class SimulationConfig(Section):
         if unknown:
             raise ValueError(f"missing: unknown fields {sorted(unknown)}; known: {MISSING_FIELDS}")
         return self
+
+    def in_world(
+        self, name: str | None = None, *, timing: Timing | None = None
+    ) -> SimulationConfig:
+        """The settings of world ``name`` (default: ``world``), recurrence timing optionally set.
+
+        An overlay is checked here, where the message can name the world and the key alone
+        (a model-level check at load would print the whole file as the offending input).
+
+        Raises:
+            ConfigError: no such world, or the overlay or ``timing`` breaks the schema.
+        """
+        name = self.world if name is None else name
+        if not self.worlds:
+            if name != self.world:
+                raise ConfigError(f"these are the {self.world!r} world's settings, not {name!r}'s")
+            settings = self
+        elif name not in self.worlds:
+            raise ConfigError(f"unknown world {name!r}; known worlds: {', '.join(self.worlds)}")
+        else:
+            overlay = self.worlds[name].overlay
+            if {"world", "worlds"} & set(overlay):
+                raise ConfigError(f"worlds.{name}.overlay: a world cannot choose worlds")
+            settings = self._overlaid(overlay, f"worlds.{name}.overlay", world=name)
+        if timing is not None and timing != settings.recurrence.timing:
+            settings = settings._overlaid({"recurrence": {"timing": timing}}, "timing")
+        return settings
+
+    def _overlaid(self, overlay: dict[str, Any], what: str, **top: Any) -> SimulationConfig:
+        """These settings with ``overlay`` merged in (mappings key by key), without worlds."""
+        merged = _merge(self.model_dump(exclude={"worlds"}), overlay) | top
+        try:
+            return SimulationConfig.model_validate(merged)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+                + ("" if err["type"] == "extra_forbidden" else f" (got {err['input']!r})")
+                for err in exc.errors()
+            )
+            raise ConfigError(f"{what}: {problems}") from None
+
+
+def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overlay`` merged in: mappings key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 # Optional contract fields the simulator can leave blank, as real exports do.
