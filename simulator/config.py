@@ -368,7 +368,12 @@ class SimulationConfig(Section):
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-                + ("" if err["type"] == "extra_forbidden" else f" (got {err['input']!r})")
+                # The input of a model-level error is the whole file: not worth printing.
+                + (
+                    ""
+                    if err["type"] == "extra_forbidden" or not err["loc"]
+                    else f" (got {err['input']!r})"
+                )
                 for err in exc.errors()
             )
             raise ConfigError(f"{what}: {problems}") from None

@@ -808,6 +808,15 @@ def test_a_broken_overlay_names_its_world_and_key(tmp_path, old, new, message):
         settings.in_world(world)
 
 
+def test_an_overlay_breaking_a_whole_file_rule_is_named_without_the_file(tmp_path):
+    path = _config_with(
+        tmp_path, "effect_scale: 0.34\n", "effect_scale: 0.34\n      export_date: 2018-06-30\n"
+    )
+    with pytest.raises(ConfigError, match="worlds.weak.overlay: .*export_date must be after") as e:
+        load_config(SimulationConfig, path).in_world("weak")
+    assert "male_share" not in str(e.value)
+
+
 def test_resolved_settings_are_one_world_only(config):
     weak = config.in_world("weak")
     with pytest.raises(ConfigError, match="weak"):
