@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import FeaturesConfig, SimulationConfig, TrainConfig, load_config
+from pipeline.config import FeaturesConfig, TrainConfig, load_config
+from simulator.config import SimulationConfig
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,7 @@ from models.evaluation import (
     log_loss,
     weighted_auc,
 )
-from pipeline.config import CandidateConfig, FeaturesConfig, SimulationConfig, TrainConfig
-from pipeline.simulate import simulate_cohort, write_simulated
+from pipeline.config import CandidateConfig, FeaturesConfig, TrainConfig
 from pipeline.train import (
     TrainingData,
     candidate_model,
@@ -40,6 +39,8 @@ from pipeline.train import (
     prepare_training_data,
 )
 from pipeline.validate import validate_cohort
+from simulator.config import SimulationConfig
+from simulator.simulate import simulate_cohort, write_simulated
 
 MODELS = ("truth", "constant", "logistic_complete_case", "lightgbm_drop_censored", "hamrisk")
 LABELS = {

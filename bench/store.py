@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.configs import Configs
 from bench.measure import progress
-from pipeline.simulate import run_simulation
+from simulator.simulate import run_simulation
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from bench.configs import Configs
 from bench.measure import Spread, progress, timed
-from pipeline.simulate import simulate_cohort, write_simulated
 from pipeline.train import develop_model, prepare_training_data
 from pipeline.validate import validate_cohort
+from simulator.simulate import simulate_cohort, write_simulated
 
 # Index episodes with a prediction time per simulated athlete (measured on the default
 # simulation config: about 1.32); only used to size the cohorts, the table reports counts.

@@ -87,14 +87,28 @@ def simulate(
     config: Path | None = typer.Option(
         None, "--config", help="Simulation config (default: configs/simulation.yaml)."
     ),
+    world: str | None = typer.Option(
+        None,
+        "--world",
+        help="literature, unlike_papers or weak: one of the config's worlds (default: its world).",
+    ),
+    timing: str | None = typer.Option(
+        None,
+        "--timing",
+        help="episode (a rushed return recurs earlier) or fixed: one timing curve for all"
+        " (default: the config's recurrence.timing).",
+    ),
 ) -> None:
     """Write a synthetic cohort in the contract format, and its latent truth beside it."""
-    from pipeline.config import ConfigError, SimulationConfig, load_config
+    from pipeline.config import ConfigError, load_config
     from pipeline.io import FORMATS
-    from pipeline.simulate import run_simulation
+    from simulator.config import SimulationConfig
+    from simulator.simulate import run_simulation
 
     try:
-        settings = load_config(SimulationConfig, config, name="simulation")
+        settings = load_config(SimulationConfig, config, name="simulation").in_world(
+            world, timing=timing
+        )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -124,6 +138,8 @@ def simulate(
     typer.echo(f"base rate       {summary.mean_true_risk:>9.3f} mean true first-year risk")
     typer.echo(f"recurred        {summary.recurrence_share:>9.3f} latent, before censoring")
     typer.echo(f"censored        {summary.censored_share:>9.3f} first year not fully observed")
+    typer.echo(f"truth AUC       {summary.truth_auc:>9.3f} true risk vs known first-year outcomes")
+    typer.echo(f"world           {summary.world} (recurrence timing: {summary.timing})")
     typer.echo(f"cohort          {summary.folder}")
     typer.echo(f"truth           {summary.truth_path} (for tests and benchmarks only)")
 

@@ -126,9 +126,10 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
     ``version`` and ``today`` (the run date used). Tests that register more versions must use
     their own store, not this one.
     """
-    from pipeline.config import FeaturesConfig, SimulationConfig, TrainConfig, load_config
-    from pipeline.simulate import run_simulation
+    from pipeline.config import FeaturesConfig, TrainConfig, load_config
     from pipeline.train import train_model
+    from simulator.config import SimulationConfig
+    from simulator.simulate import run_simulation
 
     root = tmp_path_factory.mktemp("trained")
     home = root / "store"

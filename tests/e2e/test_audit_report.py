@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 
 from pipeline.audit import run_audit
-from pipeline.config import AuditConfig, FeaturesConfig, SimulationConfig, load_config
+from pipeline.config import AuditConfig, FeaturesConfig, load_config
 from pipeline.episodes import index_episodes
-from pipeline.simulate import simulate_cohort, write_simulated
 from pipeline.validate import validate_cohort
+from simulator.config import SimulationConfig
+from simulator.simulate import simulate_cohort, write_simulated
 
 pytestmark = pytest.mark.browser
 

@@ -16,12 +16,10 @@ from models.estimators import RiskModel
 from models.evaluation import weighted_auc
 from pipeline.config import (
     FeaturesConfig,
-    SimulationConfig,
     TrainConfig,
     load_config,
 )
 from pipeline.io import write_tables
-from pipeline.simulate import simulate_cohort
 from pipeline.train import (
     CATEGORICAL,
     MONOTONE,
@@ -30,6 +28,8 @@ from pipeline.train import (
     prepare_training_data,
 )
 from pipeline.validate import validate_cohort
+from simulator.config import SimulationConfig
+from simulator.simulate import simulate_cohort
 
 pytestmark = pytest.mark.slow
 

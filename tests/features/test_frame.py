@@ -117,10 +117,11 @@ def test_row_order_of_the_tables_does_not_matter(seed):
 @pytest.mark.slow
 def test_simulated_cohort_fills_every_feature(tmp_path):
     """On a simulated clinic export, through validation, no feature is missing everywhere."""
-    from pipeline.config import SimulationConfig, load_config
+    from pipeline.config import load_config
     from pipeline.io import write_tables
-    from pipeline.simulate import simulate_cohort
     from pipeline.validate import validate_cohort
+    from simulator.config import SimulationConfig
+    from simulator.simulate import simulate_cohort
 
     config = load_config(SimulationConfig, name="simulation")
     simulated = simulate_cohort(config, athletes=300, random_state=11)

@@ -20,10 +20,11 @@ from pipeline.audit import (
     read_predictions,
 )
 from pipeline.cli import app
-from pipeline.config import AuditConfig, FeaturesConfig, SimulationConfig, load_config
+from pipeline.config import AuditConfig, FeaturesConfig, load_config
 from pipeline.episodes import index_episodes
-from pipeline.simulate import simulate_cohort, write_simulated
 from pipeline.validate import validate_cohort
+from simulator.config import SimulationConfig
+from simulator.simulate import simulate_cohort, write_simulated
 
 # 4,000 athletes give about 5,500 index episodes and 4,100 known outcomes (40% recurred):
 # SE(ln O/E) = sqrt((1 - 0.4) / (4100 * 0.4)) = 0.019, so the 95% interval of O/E is about

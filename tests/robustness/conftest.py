@@ -35,8 +35,9 @@ def run_hamrisk(
 
 def simulate(folder: Path, athletes: int, seed: int) -> Path:
     """A simulated cohort in CSV at ``folder`` (the contract format, every record valid)."""
-    from pipeline.config import SimulationConfig, load_config
-    from pipeline.simulate import run_simulation
+    from pipeline.config import load_config
+    from simulator.config import SimulationConfig
+    from simulator.simulate import run_simulation
 
     run_simulation(
         load_config(SimulationConfig, name="simulation"),

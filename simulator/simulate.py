@@ -21,7 +21,16 @@ compute them from the tables:
   the injury date and return to sport (inclusive); Nordic below threshold: involved-side
   force at the last Nordic test in that span;
 - ``peak_sprint_pct`` (capped), ``pain_at_return``, ``slr_deficit_deg``, ``ake_discomfort``;
-- phase 3 not done: no ``phase3_end_date`` on or before return to sport.
+- phase 3 not done: no ``phase3_end_date`` on or before return to sport;
+- ``body_mass_kg`` (no effect in the literature world).
+
+The settings are those of one world (``SimulationConfig.in_world``): the literature, a clinic
+unlike the papers, or one where the recorded factors say little (``worlds`` in the YAML).
+Whether an episode recurs within the window is its true risk alone; when, given that it does,
+is a Weibull truncated to the window whose scale (``timing: episode``) is shorter after a
+rushed return (short rehab for the grade, slow last sprint, strength deficit), read from the
+same recorded values. The truth carries each episode's true cumulative incidence by each
+horizon (``true_risk_{h}d``).
 
 Everything is vectorized over athletes: chains of recurrences are a few levels deep, so the
 only Python loops run over levels, sessions and tables, never over athletes.
@@ -36,13 +45,14 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
+from sklearn.metrics import roc_auc_score
 
 from pipeline import schemas
 from pipeline.cohort import TABLES
-from pipeline.config import SimulationConfig
 from pipeline.io import FORMATS, write_tables
 from pipeline.schemas import BAMIC_SITES as SITES
 from pipeline.schemas import DISCIPLINES, LEVELS, MECHANISMS, SIDES, TESTS
+from simulator.config import SimulationConfig
 
 # The contract's vocabularies, in the order the simulation config's shares refer to them.
 # "unknown" is how a missing muscle reads, not a muscle to draw.
@@ -64,8 +74,10 @@ class SimulatedCohort:
         tables: one frame per table of ``pipeline.cohort.TABLES``, contract column names.
         truth: one row per index episode: ``injury_id, athlete_id, true_risk, recurred``
             (the latent outcome before censoring), ``days_to_recurrence`` (from return to
-            sport; ``NaN`` without recurrence) and ``level`` (0 = the athlete's first index
-            episode, k = its k-th treated recurrence).
+            sport; ``NaN`` without recurrence), ``level`` (0 = the athlete's first index
+            episode, k = its k-th treated recurrence) and ``true_risk_{h}d`` for each of
+            ``recurrence.horizons_days``: the true probability of a recurrence within ``h``
+            days of return (the last, at the window, is ``true_risk`` itself).
         intercept: the solved log-odds intercept of the true risk.
     """
 
@@ -84,8 +96,16 @@ class SimulationSummary:
     mean_true_risk: float
     recurrence_share: float
     censored_share: float
+    world: str
+    timing: str
+    truth_auc: float
     folder: Path | None = None
     truth_path: Path | None = None
+
+
+def horizon_column(days: int) -> str:
+    """The truth's column of the true cumulative incidence by ``days`` after return."""
+    return f"true_risk_{days}d"
 
 
 def truth_path_for(out: Path | str) -> Path:
@@ -135,16 +155,32 @@ def run_simulation(
 
 
 def summarize_simulation(sim: SimulatedCohort, config: SimulationConfig) -> SimulationSummary:
-    """Row counts, mean true risk, latent recurrence share and first-year censoring share."""
-    known = episode_outcomes(sim, config.recurrence.window_days)
-    with_rts = known["provisional"].eq(False)
+    """Row counts, mean true risk, latent recurrence share, censoring share, the truth's AUC.
+
+    The truth's AUC is that of the true risk against the first-year outcome the tables show,
+    over the episodes whose outcome is known (back in sport, not censored): the ceiling of
+    what a model can reach on this cohort. ``NaN`` when those episodes hold one outcome only.
+    """
+    config = config.in_world()
+    outcomes = episode_outcomes(sim, config.recurrence.window_days)
+    with_rts = outcomes["provisional"].eq(False)
+    known = outcomes[with_rts & ~outcomes["censored"]]
+    observed = known["observed_recurrence"].to_numpy(dtype=bool)
+    auc = (
+        float(roc_auc_score(observed, known["true_risk"]))
+        if 0 < observed.sum() < observed.size
+        else float("nan")
+    )
     return SimulationSummary(
         rows={name: len(frame) for name, frame in sim.tables.items()},
         episodes=len(sim.truth),
         provisional=int((~with_rts).sum()),
         mean_true_risk=float(sim.truth["true_risk"].mean()),
         recurrence_share=float(sim.truth["recurred"].mean()),
-        censored_share=float(known.loc[with_rts, "censored"].mean()),
+        censored_share=float(outcomes.loc[with_rts, "censored"].mean()),
+        world=config.world,
+        timing=config.recurrence.timing,
+        truth_auc=auc,
     )
 
 
@@ -178,6 +214,7 @@ def simulate_cohort(config: SimulationConfig, athletes: int, random_state: int) 
     """
     if athletes < 1:
         raise ValueError(f"athletes must be at least 1, got {athletes}")
+    config = config.in_world()
     streams = iter(np.random.default_rng(random_state).spawn(16))
     people = _draw_athletes(config, athletes, next(streams))
     history = _draw_history(config, people, next(streams))
@@ -185,9 +222,19 @@ def simulate_cohort(config: SimulationConfig, athletes: int, random_state: int) 
     _draw_follow_up(config, people, chain, next(streams))
     rehab = _draw_sessions(config, people, chain, next(streams))
     _draw_missing(config, people, chain, next(streams))
-    eta = _risk_linear_predictor(config, people, history, chain, rehab)
-    intercept = _solve_intercept(config, people, chain, eta)
-    exists, risk = _chain_existence(config, people, chain, eta, intercept)
+    # Recurrence dates move which deeper episodes happen (and so the intercept), and the risks
+    # weight the median among recurrences (and so the time scale): place the recurrences on
+    # the scale of the typical episode, solve the intercept, solve the scale on those risks,
+    # then place and solve once more. With fixed timing the first scale is already the answer.
+    log_scale = _timing_log_scale(config, chain, rehab)
+    scale = _solve_time_scale(config, np.zeros(1), np.ones(1))
+    for _ in range(2 if log_scale.any() else 1):
+        chain["scale"] = scale * np.exp(log_scale)
+        _place_recurrences(config, people, chain)
+        eta = _risk_linear_predictor(config, people, history, chain, rehab)
+        intercept = _solve_intercept(config, people, chain, eta)
+        exists, risk = _chain_existence(config, people, chain, eta, intercept)
+        scale = _solve_time_scale(config, log_scale[exists], risk[exists])
     chain["risk"], chain["lsi_rts"] = risk, rehab["lsi_rts"]
     distractors = _draw_distractors(config, people, chain, exists, next(streams))
     follow = _draw_follow_up_sessions(config, people, chain, exists, next(streams))
@@ -323,12 +370,13 @@ def _history_blanks(config: SimulationConfig, size: int, rng: np.random.Generato
 def _draw_chain(config: SimulationConfig, people: dict, rng: np.random.Generator) -> dict:
     """Every potential index episode: level 0 (the first) and each treated recurrence.
 
-    Arrays are (athletes, levels); ``date`` and injury details have one more column, the
-    untreated recurrence of the deepest treated episode. Whether a potential episode happens
-    depends on the intercept and is settled later; everything drawn here does not.
+    Arrays are (athletes, levels); injury details have one more column, the untreated
+    recurrence of the deepest treated episode. Whether a potential episode happens depends on
+    the intercept and when its recurrence falls on the time scale: both are settled later,
+    with the dates of the deeper levels; everything drawn here does not depend on them.
     """
-    r, rh = config.recurrence, config.rehab
-    n, depth = people["n"], r.max_treated_recurrences + 1
+    rh = config.rehab
+    n, depth = people["n"], config.recurrence.max_treated_recurrences + 1
     shape = (n, depth)
     details = _draw_injury_details(
         config, np.repeat(people["discipline"][:, None], depth + 1, axis=1), rng
@@ -380,22 +428,13 @@ def _draw_chain(config: SimulationConfig, people: dict, rng: np.random.Generator
     ake = rng.random(shape) < expit(
         rh.ake_log_odds + rh.ake_rush_log_odds * rush + rh.ake_per_grade_log_odds * (grade - 2)
     )
-    # Recurrence: a uniform for "does it recur" (compared with the risk once the intercept is
-    # known) and a time from return, Weibull with the configured median, truncated to the window.
-    k = r.weibull_shape
-    scale = r.median_days / np.log(2) ** (1 / k)
-    f_window = 1 - np.exp(-((r.window_days / scale) ** k))
-    t = scale * (-np.log1p(-rng.random(shape) * f_window)) ** (1 / k)
-    recurrence_days = np.clip(np.ceil(t), 1, r.window_days).astype(int)
+    # Recurrence: a uniform for its time within the window (placed once the time scale is
+    # known, ``_place_recurrences``) and one for "does it recur" (compared with the risk once
+    # the intercept is known).
+    recurrence_v = rng.random(shape)
     recurrence_u = rng.random(shape)
-    date = np.empty((n, depth + 1), dtype=np.int64)
-    date[:, 0] = people["entry"]
-    for lv in range(depth):
-        date[:, lv + 1] = date[:, lv] + layoff[:, lv] + recurrence_days[:, lv]
     return {
         "depth": depth,
-        "date": date,
-        "rts": date[:, :depth] + layoff,
         "layoff": layoff,
         "phase1": phase1,
         "phase2": phase2,
@@ -407,7 +446,7 @@ def _draw_chain(config: SimulationConfig, people: dict, rng: np.random.Generator
         "pain": pain,
         "slr": slr,
         "ake": ake,
-        "recurrence_days": recurrence_days,
+        "recurrence_v": recurrence_v,
         "recurrence_u": recurrence_u,
         **details,
     }
@@ -422,7 +461,8 @@ def _draw_follow_up(
     rate = rate * np.array([getattr(f.level_factor, lv) for lv in LEVELS])[people["level"]]
     rate = rate * np.exp(f.age_log_factor_per_year * (people["age"] - 30))
     rate = rate * np.where(chain["skipped"][:, 0], f.phase3_skipped_factor, 1.0)
-    lost = chain["rts"][:, 0] + np.floor(rng.exponential(1.0, people["n"]) / rate).astype(np.int64)
+    first_rts = people["entry"] + chain["layoff"][:, 0]
+    lost = first_rts + np.floor(rng.exponential(1.0, people["n"]) / rate).astype(np.int64)
     people["observed_until"] = np.minimum(lost, _days(config.export_date))
 
 
@@ -550,15 +590,9 @@ def _risk_linear_predictor(
     recent = (count > 0) & (date - last_prior <= rk.recent_days)
     same = (level > 0) | same_hist[:, None]
 
-    grade = np.where(miss["bamic_grade"][:, :depth], -1, chain["grade"][:, :depth])
-    site_blank = (grade >= 1) & miss["bamic_site"][:, :depth]
-    no_site = grade <= 0
-    site = np.where(no_site | site_blank, -1, chain["site"][:, :depth])
-    site_unknown = site_blank | (grade < 0)
+    grade, site, site_unknown = _recorded_grade_site(chain)
     # Age at prediction time (return to sport), as the features read it.
     age = _year(chain["rts"]) - people["birth_year"][:, None]
-    expected = _expected_layoff(config, grade, site)
-    days_vs = np.clip(chain["layoff"] - expected, *rk.days_vs_expected_range)
 
     lsi, nordic_inv = _last_rehab_strength(rehab)
     eta = (
@@ -573,7 +607,7 @@ def _risk_linear_predictor(
         + term(e.site_c, site == SITES.index("c"), site_unknown)
         + term(e.ake_discomfort, chain["ake"], miss["ake_discomfort"])
         + term(e.slr_deficit_deg, chain["slr"], miss["slr_deficit_deg"])
-        + term(e.days_vs_expected, days_vs)
+        + term(e.days_vs_expected, _days_vs_expected(config, chain))
         + term(e.lsi_deficit, np.maximum(0.0, 1.0 - lsi), np.isnan(lsi))
         + term(e.nordic_below_threshold, nordic_inv < rk.nordic_threshold_n, np.isnan(nordic_inv))
         + term(
@@ -583,8 +617,105 @@ def _risk_linear_predictor(
         )
         + term(e.phase3_not_done, chain["skipped"])
         + term(e.pain_at_return, chain["pain"], miss["pain_at_return"])
+        + term(e.body_mass_kg, people["mass"][:, None], people["missing"]["body_mass_kg"][:, None])
     )
-    return eta
+    return rk.effect_scale * eta
+
+
+def _recorded_grade_site(chain: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grade and site as recorded (-1 = blank or none), and whether the site is unknown."""
+    depth, miss = chain["depth"], chain["missing"]
+    grade = np.where(miss["bamic_grade"][:, :depth], -1, chain["grade"][:, :depth])
+    site_blank = (grade >= 1) & miss["bamic_site"][:, :depth]
+    no_site = grade <= 0
+    site = np.where(no_site | site_blank, -1, chain["site"][:, :depth])
+    return grade, site, site_blank | (grade < 0)
+
+
+def _days_vs_expected(config: SimulationConfig, chain: dict) -> np.ndarray:
+    """Days from injury to return minus the expected lay-off for the recorded grade, clipped."""
+    grade, site, _ = _recorded_grade_site(chain)
+    expected = _expected_layoff(config, grade, site)
+    return np.clip(chain["layoff"] - expected, *config.risk.days_vs_expected_range)
+
+
+# --------------------------------------------------------------------------------------------
+# When a recurrence falls: a Weibull truncated to the window, on each episode's time scale
+
+
+def _timing_log_scale(config: SimulationConfig, chain: dict, rehab: dict) -> np.ndarray:
+    """Log time scale of every potential episode against the typical one (0 with fixed timing).
+
+    Read from the recorded values as the risk reads them (blank = the effect's reference).
+    """
+    r, rk = config.recurrence, config.risk
+    shape = chain["layoff"].shape
+    if r.timing == "fixed":
+        return np.zeros(shape)
+    e = r.time_effects
+    lsi, _ = _last_rehab_strength(rehab)
+    deficit = np.where(np.isnan(lsi), e.lsi_deficit.reference, np.maximum(0.0, 1.0 - lsi))
+    peak = np.where(
+        chain["missing"]["peak_sprint_pct"],
+        e.peak_sprint_pct.reference,
+        np.minimum(chain["peak"], rk.peak_sprint_cap_pct),
+    )
+    return (
+        e.days_vs_expected.coefficient
+        * (_days_vs_expected(config, chain) - e.days_vs_expected.reference)
+        + e.peak_sprint_pct.coefficient * (peak - e.peak_sprint_pct.reference)
+        + e.lsi_deficit.coefficient * (deficit - e.lsi_deficit.reference)
+    )
+
+
+def _weibull_cdf(days, scale: np.ndarray, shape: float) -> np.ndarray:
+    return -np.expm1(-((np.asarray(days, dtype=float) / scale) ** shape))
+
+
+def window_share(config: SimulationConfig, days, scale: np.ndarray) -> np.ndarray:
+    """Share of an episode's first-year recurrence probability that falls by ``days``.
+
+    ``P(T <= days | T <= window)`` for the Weibull with the episode's ``scale``; the true
+    cumulative incidence by ``days`` is the true risk times this.
+    """
+    r = config.recurrence
+    return _weibull_cdf(days, scale, r.weibull_shape) / _weibull_cdf(
+        r.window_days, scale, r.weibull_shape
+    )
+
+
+def _solve_time_scale(config: SimulationConfig, log_scale: np.ndarray, risk: np.ndarray) -> float:
+    """The common scale whose median among first-year recurrences is ``median_days``.
+
+    Recurrences of an episode are weighted by its true risk; the share of them by the median
+    falls as the scale grows, so the root is unique.
+    """
+    median = config.recurrence.median_days
+    weights = risk / risk.sum()
+
+    def gap(log_common: float) -> float:
+        share = window_share(config, median, np.exp(log_common + log_scale))
+        return float(weights @ share) - 0.5
+
+    return float(np.exp(brentq(gap, np.log(median) - 20.0, np.log(median) + 20.0, xtol=1e-12)))
+
+
+def _place_recurrences(config: SimulationConfig, people: dict, chain: dict) -> None:
+    """Days from return to each potential recurrence, and the dates of the chain's injuries.
+
+    The inverse of the truncated Weibull at each episode's uniform: always within the window,
+    whatever the scale, so timing never changes whether a recurrence is in the first year.
+    """
+    r, depth, layoff = config.recurrence, chain["depth"], chain["layoff"]
+    k, scale = r.weibull_shape, chain["scale"]
+    f_window = _weibull_cdf(r.window_days, scale, k)
+    t = scale * (-np.log1p(-chain["recurrence_v"] * f_window)) ** (1 / k)
+    chain["recurrence_days"] = np.clip(np.ceil(t), 1, r.window_days).astype(int)
+    date = np.empty((people["n"], depth + 1), dtype=np.int64)
+    date[:, 0] = people["entry"]
+    for lv in range(depth):
+        date[:, lv + 1] = date[:, lv] + layoff[:, lv] + chain["recurrence_days"][:, lv]
+    chain["date"], chain["rts"] = date, date[:, :depth] + layoff
 
 
 def _last_rehab_strength(rehab: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -930,6 +1061,10 @@ def _assemble(
             "level": lv,
         }
     )
+    window = config.recurrence.window_days
+    for h in config.recurrence.horizons_days:
+        share = 1.0 if h == window else window_share(config, h, chain["scale"][a, lv])
+        truth[horizon_column(h)] = risk[a, lv] * share
     tables = {
         "athletes": athletes,
         "injuries": injuries,
