@@ -486,7 +486,9 @@ def _weight_summary(rows: pd.DataFrame, min_cell: int) -> dict[str, Any]:
         "known_outcomes": diagnostics.known,
         "max_weight": diagnostics.max_weight,
         "effective_sample_size": diagnostics.effective_sample_size,
-        "follow_up_from_records": int(rows["follow_up_from_records"].fillna(False).sum()),
+        "follow_up_from_records": int(
+            rows["follow_up_from_records"].astype("boolean").fillna(False).sum()
+        ),
     }
 
 
