@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on an embedded default: simulate a development cohort, validate
 # it, train and register a model in the local MLflow store as of its export date; then
-# simulate a later cohort (another seed, later calendar), score its episodes with the
-# champion and audit the predictions against its outcomes: an out-of-sample check.
+# simulate a later cohort (another seed, later calendar), score its episodes with the version
+# just trained and audit the predictions against its outcomes: an out-of-sample check.
 # Usage: scripts/demo.sh DIR ATHLETES SEED
 set -euo pipefail
 out=${1:-demo}; athletes=${2:-2000}; seed=${3:-20261126}
@@ -26,13 +26,17 @@ step "validate the cohort against the data contract"
 $hamrisk validate "$out/cohort" --rejects "$out/rejects.csv" --today "$trained_on"
 
 step "train as of $trained_on, evaluate on held-out athletes, log to MLflow and register"
-$hamrisk train "$out/cohort" --today "$trained_on"
+$hamrisk train "$out/cohort" --today "$trained_on" | tee "$out/train.txt"
+# The version just trained, champion or challenger: the demo audits it whatever its gates said.
+model=$(sed -n 's/^registered \(.*\) version \([0-9][0-9]*\) as .*/models:\/\1\/\2/p' \
+  "$out/train.txt")
 
 step "simulate a later cohort: $athletes athletes (seed $later_seed) from $later_from"
 $hamrisk simulate "$out/later" --athletes "$athletes" --seed "$later_seed" --start "$later_from"
 
-step "score every index episode of the later cohort with the champion model"
-$hamrisk score "$out/later" --out "$out/predictions.csv" --rejects "$out/score-rejects.csv"
+step "score every index episode of the later cohort with $model"
+$hamrisk score "$out/later" --model "$model" --out "$out/predictions.csv" \
+  --rejects "$out/score-rejects.csv"
 
 step "audit the later cohort's predictions against the outcomes on record"
 # The audit's exit code is its verdict (0 calibrated, 1 recalibrate, 3 too few outcomes);
@@ -45,7 +49,7 @@ if [ "$verdict" -eq 2 ]; then echo "audit failed: unusable input" >&2; exit 2; f
 
 step "one athlete, looked up from the later cohort"
 first=$(awk -F, 'NR==2 {print $2; exit}' "$out/predictions.csv")
-$hamrisk lookup "$out/later" --athlete "$first"
+$hamrisk lookup "$out/later" --athlete "$first" --model "$model"
 
 cat <<DONE
 

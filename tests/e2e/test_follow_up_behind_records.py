@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from pipeline import registry
 from pipeline.cli import app
 from pipeline.config import SimulationConfig, load_config
 from pipeline.simulate import run_simulation
@@ -92,6 +93,13 @@ def test_validate_warns_and_train_score_audit_run(tmp_path, monkeypatch):
     assert trained.exit_code == 0, trained.output
     assert "follow-up lengthened by the athlete's own records:" in trained.output
     assert "effective sample size" in trained.output
+    logged = registry.version_metrics("hamstring-reinjury", 1)
+    # Every episode of an athlete made to lag has its follow-up lengthened by the records.
+    assert logged["n_follow_up_from_records"] >= made["later_return"] + made["recurrence"]
+    assert logged["ipcw_max_weight"] >= 1
+    assert 0 < logged["ipcw_effective_sample_size"] <= logged["ipcw_known"]
+    development = registry.development_episodes("hamstring-reinjury", 1)
+    assert development is not None and len(development["fingerprints"]) == logged["ipcw_known"]
 
     predictions = tmp_path / "predictions.csv"
     scored = runner.invoke(
