@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.censoring import render_censoring, run_censoring
 from bench.configs import load_configs
 from bench.data import render_data, run_data
 from bench.lookup import render_lookup, run_lookup
@@ -30,6 +31,7 @@ FULL = {
     "scoring": {10_000: 3, 100_000: 2, 1_000_000: 1},
     "interactions_at": 100_000,
     "lookup_repeats": 5,
+    "censoring": (2_000, 20_000),
 }
 QUICK = {
     "data_athletes": 2_000,
@@ -39,6 +41,7 @@ QUICK = {
     "scoring": {2_000: 2, 5_000: 1},
     "interactions_at": 2_000,
     "lookup_repeats": 2,
+    "censoring": (2_000,),
 }
 
 
@@ -78,6 +81,12 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
         ),
     )
     sections += [failed] if failed else [render_quality(quality), render_curves(quality)]
+
+    censoring, failed = _section(
+        "Follow-up and censoring weights",
+        lambda: run_censoring(work, configs, sizes.get("censoring", ())),
+    )
+    sections.append(failed or render_censoring(censoring, configs))
 
     training, failed = _section("Training", lambda: run_training(work, configs, sizes["training"]))
     sections.append(failed or render_training(training, configs))

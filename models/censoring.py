@@ -22,6 +22,25 @@ Two estimates of the censoring survival ``G``:
   covariates carry no information, and its risk-set sums vectorise as cumulative sums.
   The ridge penalty keeps the fit finite with many or collinear covariates.
 
+Administrative censoring is not loss to follow-up. Follow-up also ends because the cohort
+was exported: every episode's longest possible follow-up, ``administrative_days`` (export
+date minus prediction time), is known in advance for every episode, whether or not the
+athlete drops out (Type I, fixed censoring; Kalbfleisch & Prentice 2002, The Statistical
+Analysis of Failure Time Data, 2nd ed., section 1.2). So it is treated as a known end, not
+modelled as a hazard:
+
+* the censoring model (Kaplan–Meier or Cox) counts as events only real losses: follow-up
+  that stopped before both the window and the administrative end; reaching the export
+  date ends an episode's time at risk of being lost without being a loss. Calendar time
+  therefore need not, and must not, enter as a linear dropout covariate (it would teach
+  the model that recent episodes "drop out" because they were exported);
+* an episode whose administrative end falls before the end of its window cannot have a
+  known non-recurrence, whatever its athlete does: weighting its recurrences alone would
+  count only the early events of that group (a positivity violation; Cole & Hernán 2008,
+  Am J Epidemiol 168:656). Such episodes weigh 0, recurrences included, and only inform
+  the loss-to-follow-up hazard. Within the remaining episodes the window closes before
+  the export, so ``G`` is the probability of not being lost.
+
 Ties follow the usual convention that recurrences come before censorings on the same day:
 an episode that recurred on day ``t`` was at risk of being censored only before ``t``.
 
@@ -55,11 +74,20 @@ def outcome_known(
     return recurred | (followed >= window_days)
 
 
-def _validate(followed: np.ndarray, event: np.ndarray, window_days: float) -> None:
-    if followed.shape != event.shape or followed.ndim != 1:
+def _validate(
+    followed: np.ndarray, event: np.ndarray, administrative: np.ndarray, window_days: float
+) -> None:
+    if followed.shape != event.shape or followed.ndim != 1 or administrative.shape != event.shape:
         raise ValueError(
-            f"followed_days and event_days must be 1-D of equal length "
-            f"(got {followed.shape} and {event.shape})"
+            f"followed_days, event_days and administrative_days must be 1-D of equal length "
+            f"(got {followed.shape}, {event.shape} and {administrative.shape})"
+        )
+    bad = np.flatnonzero(np.isnan(administrative) | (administrative < followed))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"administrative_days must be a number at least followed_days; row {i} has "
+            f"administrative_days={administrative[i]} and followed_days={followed[i]}"
         )
     if not window_days > 0:
         raise ValueError(f"window_days must be positive (got {window_days})")
@@ -78,12 +106,16 @@ def _validate(followed: np.ndarray, event: np.ndarray, window_days: float) -> No
 
 
 def _censoring_data(
-    followed: np.ndarray, event: np.ndarray, window_days: float
+    followed: np.ndarray, event: np.ndarray, administrative: np.ndarray, window_days: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Time under observation, censoring indicator, and a tie-breaking risk-set time."""
+    """Time at risk of loss, loss indicator, and a tie-breaking risk-set time.
+
+    A loss is follow-up that stopped before the window and before the administrative end;
+    follow-up that reached the administrative end stops being at risk there, unlost.
+    """
     recurred = ~np.isnan(event) & (event <= window_days)
     time = np.where(recurred, event, np.minimum(followed, window_days))
-    censored = ~recurred & (followed < window_days)
+    censored = ~recurred & (followed < window_days) & (followed < administrative)
     # Recurrences leave the censoring risk set just before censorings on the same day.
     risk_time = np.where(recurred, np.nextafter(time, -np.inf), time)
     return time, censored, risk_time
@@ -221,6 +253,7 @@ def ipcw_weights(
     covariates: pd.DataFrame | np.ndarray | None = None,
     method: Literal["km", "covariate"] = "km",
     max_weight: float = DEFAULT_MAX_WEIGHT,
+    administrative_days: np.ndarray | pd.Series | None = None,
 ) -> np.ndarray:
     """IPCW weights: 0 where the outcome is unknown, ``min(1 / G(t-), max_weight)`` elsewhere.
 
@@ -232,21 +265,29 @@ def ipcw_weights(
             and text columns; missing values allowed).
         method: ``"km"`` (Kaplan–Meier) or ``"covariate"`` (Cox censoring model).
         max_weight: truncation cap (see the module docstring).
+        administrative_days: days from prediction time to the export date, the longest
+            follow-up the episode could have had (``None``: no administrative end).
 
     Returns:
-        float64 weights, one per episode. Pending episodes (window not over yet) are
-        unknown outcomes like censored ones and get 0.
+        float64 weights, one per episode. Episodes whose window had not closed by the
+        administrative end get 0, recurrences included (module docstring); so do
+        censored ones.
 
     Raises:
         ValueError: inconsistent inputs, named by row.
     """
     followed = np.asarray(followed_days, dtype=np.float64)
     event = np.asarray(event_days, dtype=np.float64)
-    _validate(followed, event, window_days)
+    administrative = (
+        np.full(followed.shape, np.inf)
+        if administrative_days is None
+        else np.asarray(administrative_days, dtype=np.float64)
+    )
+    _validate(followed, event, administrative, window_days)
     if not max_weight >= 1:
         raise ValueError(f"max_weight must be at least 1 (got {max_weight})")
-    time, censored, risk_time = _censoring_data(followed, event, window_days)
-    known = ~censored
+    time, censored, risk_time = _censoring_data(followed, event, administrative, window_days)
+    known = outcome_known(followed, event, window_days) & (administrative >= window_days)
     if method == "km":
         g = _km_survival_before(time, censored, risk_time, time)
     elif method == "covariate":

@@ -12,6 +12,15 @@ censored. Only the first two are evaluable, and they are weighted by the inverse
 probability of censoring (IPCW) estimated over every audited episode, pending and censored
 ones included, so the metrics speak for all predictions as if each had been followed for
 the whole window. Pending and censored episodes are never counted as non-recurrences.
+Follow-up, the censoring-weight inputs and the censoring model's settings (the
+``censoring`` section of configs/train.yaml) are the training run's own.
+
+Development episodes are not new evidence. A model version records the salted
+fingerprints of the episodes whose outcomes its development used; the audit reports those
+episodes apart (``sample``: development / new) and bases every verdict on the new ones
+only. A version without a recorded fingerprint (trained before it was logged, or from
+another store) is judged on all its episodes, and the report says in-sample episodes
+could not be told apart.
 
 Verdicts (per model version, quarter, clinic and each ``--by`` group):
 
@@ -52,13 +61,18 @@ from scipy.stats import norm
 
 from features import build_feature_frame
 from models.calibration import logit_clipped
-from models.censoring import ipcw_weights
 from models.drift import PSI_MODERATE, population_stability
 from models.evaluation import calibration_curve, evaluate, net_benefit
 from models.plots import calibration_figure, decision_curve_figure
 from pipeline.cohort import Cohort
-from pipeline.config import AuditConfig, FeaturesConfig
-from pipeline.episodes import index_episodes
+from pipeline.config import AuditConfig, CensoringConfig, FeaturesConfig
+from pipeline.episodes import (
+    WeightDiagnostics,
+    censoring_inputs,
+    censoring_weights,
+    in_development,
+    index_episodes,
+)
 from pipeline.errors import HamriskError, UnusableInputError
 from pipeline.io import atomic_file
 
@@ -84,6 +98,14 @@ METRICS: tuple[str, ...] = (
     "auc",
     "brier",
 )
+DEVELOPMENT = "development"
+NEW = "new"
+NO_FINGERPRINT = "new (no fingerprint recorded)"
+SHOWN_ONLY = "shown, not judged"
+_SAMPLE_NOTES = {
+    DEVELOPMENT: "the model's development data: apparent performance, not evidence",
+    NEW: "the episodes every verdict above is based on",
+}
 # Attributes of the athlete that a ``--by`` breakdown may name, besides ``clinic_id``.
 ATHLETE_GROUPS: tuple[str, ...] = ("discipline", "level", "sex")
 NOT_RECORDED = "not recorded"
@@ -232,6 +254,8 @@ def audit_outcomes(
     by: Sequence[str] | None = None,
     min_cell: int | None = None,
     references: Mapping[str, Mapping[str, Any]] | None = None,
+    censoring: CensoringConfig | None = None,
+    development: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> Audit:
     """Match stored predictions to the outcomes known on ``as_of`` and judge them.
 
@@ -245,6 +269,9 @@ def audit_outcomes(
         by: breakdowns besides overall, version and quarter (``clinic_id`` always).
         min_cell: the suppression threshold.
         references: per model version, the training reference of ``models.drift``.
+        censoring: the censoring settings of configs/train.yaml (defaults when ``None``).
+        development: per model version, its development fingerprint set
+            (``pipeline.episodes.development_fingerprint``), ``None`` when not recorded.
 
     Returns:
         the audit; ``document`` holds only aggregates and is JSON-ready.
@@ -263,20 +290,33 @@ def audit_outcomes(
     min_cell = config.min_cell if min_cell is None else min_cell
     window = features_config.outcome.window_days
 
+    censoring = censoring or CensoringConfig()
     rows = _match_outcomes(cohort, predictions, as_of, features_config)
     features = _rebuild_features(cohort, rows, features_config)
-    rows["weight"] = _censoring_weights(rows, features, config, window)
+    rows["weight"] = _censoring_weights(rows, features, censoring, window)
     rows = rows.assign(**_group_labels(cohort, rows, by))
+    rows["sample"] = _sample(rows, development or {})
+    # Verdicts speak for new episodes: development ones would judge the model on its own data.
+    judged = rows.loc[(rows["sample"] != DEVELOPMENT).to_numpy()].reset_index(drop=True)
 
     breakdowns = [
-        breakdown_verdicts("overall", rows.assign(overall="all"), "overall", config, min_cell),
-        breakdown_verdicts("model_version", rows, "model_version", config, min_cell),
-        breakdown_verdicts("quarter", rows, "quarter", config, min_cell),
-        *(breakdown_verdicts(name, rows, name, config, min_cell) for name in by),
+        breakdown_verdicts("overall", judged.assign(overall="all"), "overall", config, min_cell),
+        breakdown_verdicts("model_version", judged, "model_version", config, min_cell),
+        breakdown_verdicts("quarter", judged, "quarter", config, min_cell),
+        *(breakdown_verdicts(name, judged, name, config, min_cell) for name in by),
     ]
+    # Shown, never judged: apparent performance on development episodes next to new ones.
+    samples = breakdown_verdicts("sample", rows, "sample", config, min_cell)
+    for cell in samples["cells"]:
+        for key in ("verdict_interval", "outcomes_needed", "additional_outcomes_needed"):
+            cell.pop(key, None)
+        if not cell.get("suppressed"):
+            cell["verdict"] = SHOWN_ONLY
+            cell["reasons"] = [_SAMPLE_NOTES.get(cell["group"], _SAMPLE_NOTES[NEW])]
+    samples["tests"] = 0
     versions = breakdowns[1]["cells"]
     verdict = _overall_verdict(versions)
-    curves, figures = _curves(rows, config, min_cell)
+    curves, figures = _curves(judged, config, min_cell)
     drift = _drift(rows, features, references or {}, config, min_cell)
     if drift:
         for version, found in drift.items():
@@ -296,7 +336,7 @@ def audit_outcomes(
             "oe_ci_width": config.oe_ci_width,
             "min_events": config.min_events,
             "thresholds": list(config.thresholds),
-            "censoring": config.censoring.model_dump(mode="json"),
+            "censoring": censoring.model_dump(mode="json"),
             "by": list(by),
         },
         "verdict": {
@@ -308,7 +348,9 @@ def audit_outcomes(
             },
         },
         "outcomes": _suppress_counts(_status_counts(rows), min_cell),
-        "breakdowns": breakdowns,
+        "in_sample": _in_sample(rows, development or {}, min_cell),
+        "censoring_weights": _weight_summary(rows, min_cell),
+        "breakdowns": [*breakdowns, samples],
         "calibration_curves": curves["calibration"],
         "decision_curves": curves["decision"],
         "drift": drift,
@@ -335,6 +377,8 @@ def _match_outcomes(
                 "side",
                 "injury_date",
                 "followed_days",
+                "administrative_days",
+                "follow_up_from_records",
                 "event_days",
                 "status",
                 "label",
@@ -368,40 +412,84 @@ def _rebuild_features(cohort: Cohort, rows: pd.DataFrame, config: FeaturesConfig
 
 
 def _censoring_weights(
-    rows: pd.DataFrame, features: pd.DataFrame, config: AuditConfig, window: int
+    rows: pd.DataFrame, features: pd.DataFrame, censoring: CensoringConfig, window: int
 ) -> np.ndarray:
-    """IPCW weights of the evaluable rows (0 for pending, censored and unmatched ones)."""
+    """IPCW weights of the evaluable rows (0 for pending, censored and unmatched ones).
+
+    The inputs come from ``pipeline.episodes.censoring_inputs``, as in training.
+    """
     weights = np.zeros(len(rows))
-    known = rows["in_records"].to_numpy()
+    known = rows["in_records"].to_numpy(dtype=bool)
     if not known.any():
         return weights
-    sub = rows.loc[known]
-    event = sub["event_days"].to_numpy(dtype=np.float64)
-    # A provisional prediction or an athlete without follow-up is censored at day 0; a
-    # recurrence is known whatever the recorded follow-up says (pipeline.episodes).
-    followed = np.clip(np.nan_to_num(sub["followed_days"].to_numpy(dtype=np.float64)), 0, None)
-    followed = np.where(np.isnan(event), followed, np.maximum(followed, event))
-    censoring = config.censoring
-    covariates = None
-    if censoring.method == "covariate":
-        times = sub["prediction_time"]
-        covariates = (
-            features.loc[:, [c for c in censoring.covariates if c in features.columns]]
-            .reset_index(drop=True)
-            .assign(calendar_years=((times - times.min()).dt.days / 365.25).to_numpy())
-        )
-    weights[known] = ipcw_weights(
-        followed,
-        event,
-        window,
-        covariates=covariates,
-        method=censoring.method,
-        max_weight=censoring.max_weight,
+    positions = np.flatnonzero(known)
+    inputs = censoring_inputs(
+        rows.iloc[positions].reset_index(drop=True),
+        features.loc[positions].reset_index(drop=True),
+        censoring,
     )
+    weights[known] = censoring_weights(inputs, window, censoring)
     # Only recurrences and full-window non-recurrences are evaluable (belt and braces:
     # ipcw_weights already gives 0 to every unknown outcome).
     evaluable = rows["status"].isin(["recurred", "no_recurrence"]).to_numpy(dtype=bool)
     return np.where(evaluable, weights, 0.0)
+
+
+def _sample(rows: pd.DataFrame, development: Mapping[str, Mapping[str, Any] | None]) -> np.ndarray:
+    """``development``, ``new``, or new without a fingerprint to tell, per row."""
+    sample = np.full(len(rows), NO_FINGERPRINT, dtype=object)
+    versions = rows["model_version"].astype(str).to_numpy()
+    for version in np.unique(versions):
+        fingerprint = development.get(str(version))
+        if not fingerprint:
+            continue
+        mine = np.flatnonzero(versions == version)
+        part = rows.iloc[mine]
+        seen = in_development(part, fingerprint) & part["in_records"].to_numpy(dtype=bool)
+        sample[mine] = np.where(seen, DEVELOPMENT, NEW)
+    return sample
+
+
+def _in_sample(
+    rows: pd.DataFrame, development: Mapping[str, Mapping[str, Any] | None], min_cell: int
+) -> dict[str, Any]:
+    """Per version: whether a fingerprint was recorded, and development / new episode counts."""
+    by_version: dict[str, Any] = {}
+    for version in sorted({str(v) for v in rows["model_version"]}, key=int):
+        part = rows.loc[(rows["model_version"].astype(str) == version).to_numpy()]
+        recorded = bool(development.get(version))
+        entry: dict[str, Any] = {"fingerprint_recorded": recorded}
+        if recorded:
+            dev = int((part["sample"] == DEVELOPMENT).sum())
+            entry["development_episodes"] = _count_or_suppressed(dev, min_cell)
+            entry["new_episodes"] = _count_or_suppressed(len(part) - dev, min_cell)
+            entry["note"] = "verdict on new episodes only; development episodes shown apart"
+        else:
+            entry["note"] = (
+                "no development fingerprint recorded with this version: in-sample episodes "
+                "cannot be told apart, all are judged as new"
+            )
+        by_version[version] = entry
+    return {"verdict_on": "new episodes only", "by_version": by_version}
+
+
+def _count_or_suppressed(count: int, min_cell: int) -> int | str:
+    return count if count == 0 or count >= min_cell else f"{SUPPRESSED} (< {min_cell})"
+
+
+def _weight_summary(rows: pd.DataFrame, min_cell: int) -> dict[str, Any]:
+    """Largest censoring weight and Kish's effective sample size over the audited rows."""
+    diagnostics = WeightDiagnostics.of(rows["weight"].to_numpy())
+    if diagnostics.known < min_cell:
+        return {"suppressed": f"{SUPPRESSED} (< {min_cell})"}
+    return {
+        "known_outcomes": diagnostics.known,
+        "max_weight": diagnostics.max_weight,
+        "effective_sample_size": diagnostics.effective_sample_size,
+        "follow_up_from_records": int(
+            rows["follow_up_from_records"].astype("boolean").fillna(False).sum()
+        ),
+    }
 
 
 def _group_labels(cohort: Cohort, rows: pd.DataFrame, by: Sequence[str]) -> dict[str, Any]:
@@ -801,6 +889,7 @@ def run_audit(
     min_cell: int | None = None,
     today: dt.date | None = None,
     log_to_mlflow: bool = False,
+    censoring: CensoringConfig | None = None,
 ) -> AuditRun:
     """The ``audit`` command: read, audit, write report.html and report.json, maybe log.
 
@@ -814,7 +903,9 @@ def run_audit(
     today = today or dt.date.today()
     predictions = read_predictions(prediction_files, config.model_name)
     cohort = validate_cohort(folder, today=today).cohort
-    references = _load_references(config.model_name, predictions["model_version"].unique())
+    versions = predictions["model_version"].unique()
+    references = _load_references(config.model_name, versions)
+    development = _load_development(config.model_name, versions)
     audit = audit_outcomes(
         cohort,
         predictions,
@@ -824,6 +915,8 @@ def run_audit(
         by=by,
         min_cell=min_cell,
         references=references,
+        censoring=censoring,
+        development=development,
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -859,6 +952,13 @@ def _load_references(name: str, versions: Sequence[str]) -> dict[str, Mapping[st
         if reference:
             references[str(version)] = reference
     return references
+
+
+def _load_development(name: str, versions: Sequence[str]) -> dict[str, Mapping[str, Any] | None]:
+    """Each version's development fingerprint set, ``None`` where none was recorded."""
+    from pipeline import registry
+
+    return {str(v): registry.development_episodes(name, v) for v in versions}
 
 
 def _log_audit(audit: Audit, artifacts: Sequence[Path], config: AuditConfig) -> str:

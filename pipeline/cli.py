@@ -98,19 +98,41 @@ def simulate(
         help="episode (a rushed return recurs earlier) or fixed: one timing curve for all"
         " (default: the config's recurrence.timing).",
     ),
+    start: datetime | None = typer.Option(
+        None,
+        "--start",
+        formats=["%Y-%m-%d"],
+        help="First possible index injury (default: cohort_start in the config).",
+    ),
+    export: datetime | None = typer.Option(
+        None,
+        "--export",
+        formats=["%Y-%m-%d"],
+        help="Export date, the end of follow-up (default: export_date in the config).",
+    ),
 ) -> None:
     """Write a synthetic cohort in the contract format, and its latent truth beside it."""
+    from pydantic import ValidationError
+
     from pipeline.config import ConfigError, load_config
     from pipeline.io import FORMATS
     from simulator.config import SimulationConfig
     from simulator.simulate import run_simulation
 
     try:
-        settings = load_config(SimulationConfig, config, name="simulation").in_world(
-            world, timing=timing
-        )
+        settings = load_config(SimulationConfig, config, name="simulation")
+        # The calendar is data like any other setting: validated again with the override.
+        calendar = {"cohort_start": start, "export_date": export}
+        calendar = {key: value.date() for key, value in calendar.items() if value is not None}
+        if calendar:
+            settings = SimulationConfig.model_validate({**settings.model_dump(), **calendar})
+        settings = settings.in_world(world, timing=timing)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    except ValidationError as exc:
+        reason = "; ".join(err["msg"] for err in exc.errors())
+        typer.echo(f"error: --start/--export: {reason}", err=True)
         raise typer.Exit(code=2) from None
     fmt = fmt or settings.format
     if fmt not in FORMATS:
@@ -493,7 +515,7 @@ def audit(
     Exit 0 calibrated, 1 recalibration recommended, 2 unusable input, 3 too few outcomes.
     """
     from pipeline.audit import run_audit
-    from pipeline.config import AuditConfig, FeaturesConfig, load_config
+    from pipeline.config import AuditConfig, FeaturesConfig, TrainConfig, load_config
 
     try:
         result = run_audit(
@@ -506,6 +528,8 @@ def audit(
             min_cell=min_cell,
             today=today.date() if today else None,
             log_to_mlflow=log_to_mlflow,
+            # Censoring weights as training computes them: one section, one meaning.
+            censoring=load_config(TrainConfig, name="train").censoring,
         )
     except HamriskError as exc:
         raise fail(exc) from None
@@ -525,6 +549,20 @@ def audit(
             f"outcomes        {counts['recurred']:,} recurred, {counts['no_recurrence']:,} no "
             f"recurrence, {counts['pending']:,} pending, {counts['censored']:,} censored, "
             f"{counts['not_in_records']:,} not in records"
+        )
+    for version, found in document["in_sample"]["by_version"].items():
+        if found["fingerprint_recorded"]:
+            typer.echo(
+                f"in-sample v{version:<6}{found['development_episodes']} development episodes "
+                f"shown apart; verdict on the {found['new_episodes']} new ones"
+            )
+        else:
+            typer.echo(f"in-sample v{version:<6}{found['note']}")
+    weights = document["censoring_weights"]
+    if "max_weight" in weights:
+        typer.echo(
+            f"weights         largest {weights['max_weight']:.2f}, effective sample size "
+            f"{weights['effective_sample_size']:,.0f} of {weights['known_outcomes']:,} known"
         )
     for version, found in (document.get("drift") or {}).items():
         if found.get("most_shifted"):

@@ -25,6 +25,9 @@ from pipeline.errors import HamriskError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
 
 class ConfigError(HamriskError, ValueError):
     """A configuration file that cannot be read or breaks its schema."""
@@ -179,7 +182,11 @@ class SplitConfig(Section):
 
 
 class CensoringConfig(Section):
-    """Inverse probability of censoring weights (see docs/model-card.md)."""
+    """Inverse probability of censoring weights (see docs/model-card.md, "Censoring").
+
+    The ``censoring`` section of configs/train.yaml, read by training and by audits alike
+    (``pipeline.episodes.censoring_inputs``).
+    """
 
     method: Literal["km", "covariate"] = "covariate"
     covariates: tuple[str, ...] = ()
@@ -286,7 +293,6 @@ class AuditConfig(Section):
     multiplicity: Literal["bonferroni", "none"] = "bonferroni"
     oe_ci_width: float = Field(0.4, gt=0.0, lt=2.0)
     min_events: int = Field(10, ge=1)
-    censoring: CensoringConfig = CensoringConfig()
     thresholds: tuple[float, float] = (0.1, 0.6)
     drift_top: int = Field(3, ge=1, le=20)
     experiment_name: str = Field("hamstring-reinjury-audits", min_length=1, max_length=200)

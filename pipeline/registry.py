@@ -426,6 +426,7 @@ def log_training_run(
     risk_model: Any,
     input_example: pd.DataFrame,
     tags: Mapping[str, str],
+    development_episodes: Mapping[str, Any] | None = None,
 ) -> str:
     """Log one training run and its pyfunc model; return the run id.
 
@@ -441,6 +442,9 @@ def log_training_run(
             ``contributions``.
         input_example: a few synthetic rows of the feature frame (never real athletes).
         tags: run tags (data source, git commit...), no athlete identifiers.
+        development_episodes: the salted fingerprint set of the episodes the model was
+            developed on (``pipeline.episodes.development_fingerprint``), logged as
+            ``DEVELOPMENT_EPISODES_ARTIFACT``; no ids.
     """
     with connect() as client:
         exp_id = experiment_id(client, experiment)
@@ -452,10 +456,32 @@ def log_training_run(
                 mlflow.log_artifact(str(path), artifact_path="config")
             mlflow.log_dict(dict(fingerprint), "data/fingerprint.json")
             mlflow.log_dict({"features": list(feature_names)}, "features/feature_names.json")
+            if development_episodes is not None:
+                mlflow.log_dict(dict(development_episodes), DEVELOPMENT_EPISODES_ARTIFACT)
             for key, figure in figures.items():
                 mlflow.log_figure(figure, f"figures/{key}.png")
             _log_risk_model(risk_model, input_example)
         return run.info.run_id
+
+
+DEVELOPMENT_EPISODES_ARTIFACT = "data/development_episodes.json"
+
+
+def development_episodes(name: str, version: int | str) -> dict[str, Any] | None:
+    """The development fingerprint set logged with a version's training run, if any.
+
+    ``None`` when the version, its run or the artifact cannot be found (versions trained
+    before the fingerprint was logged, or from another store).
+    """
+    try:
+        with connect() as client:
+            run_id = client.get_model_version(name, str(version)).run_id
+            if not run_id:
+                return None
+            found = mlflow.artifacts.load_dict(f"runs:/{run_id}/{DEVELOPMENT_EPISODES_ARTIFACT}")
+    except (HamriskError, MlflowException, OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 # --- registry -----------------------------------------------------------------------------

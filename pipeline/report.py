@@ -66,6 +66,7 @@ _LABELS = {
     "discipline": "By discipline",
     "level": "By level",
     "sex": "By sex",
+    "sample": "By sample (development episodes apart from new ones; not judged)",
 }
 _METRIC_LABELS = {
     "observed_expected": "O/E",
@@ -216,6 +217,40 @@ def render_html(document: Mapping[str, Any], figures: Mapping[str, Figure]) -> s
             "remaining under follow-up.</p>"
         )
 
+    parts.append("<h2>Development data and new episodes</h2>")
+    in_sample = document.get("in_sample") or {"by_version": {}}
+    parts.append(
+        "<p>A model judged on the episodes it was developed on looks better than it is. "
+        "Every verdict here is based on <strong>new episodes only</strong>; the model's "
+        "development episodes (recognised by the salted fingerprints stored with the "
+        "version, no ids) are shown apart, in the table <em>By sample</em>.</p>"
+    )
+    sample_rows = []
+    for version, found in in_sample["by_version"].items():
+        recorded = found.get("fingerprint_recorded")
+        sample_rows.append(
+            [
+                _td(escape(version)),
+                _td("yes" if recorded else "no"),
+                _td(escape(str(found.get("development_episodes", "–")))),
+                _td(escape(str(found.get("new_episodes", "–")))),
+                _td(escape(str(found.get("note", ""))), "text"),
+            ]
+        )
+    if sample_rows:
+        parts.append(
+            _table(["model version", "fingerprint", "development", "new", "note"], sample_rows)
+        )
+    weights = document.get("censoring_weights") or {}
+    if "max_weight" in weights:
+        parts.append(
+            f"<p>Censoring weights: largest {_number(weights['max_weight'])}, effective "
+            f"sample size {_number(weights['effective_sample_size'], 0)} of "
+            f"{_number(weights['known_outcomes'])} known outcomes (Kish); follow-up "
+            f"lengthened by the athlete's own later records for "
+            f"{_number(weights['follow_up_from_records'])} predictions.</p>"
+        )
+
     calibration = [k for k in figures if k.startswith(("calibration_", "decision_"))]
     if calibration:
         parts.append('<h2>Calibration and decision curves</h2><div class="figures">')
@@ -233,7 +268,8 @@ def render_html(document: Mapping[str, Any], figures: Mapping[str, Figure]) -> s
 
     parts.append("<h2>Metrics and verdicts</h2>")
     parts.append(
-        f"<p>Estimates with bootstrap {audit['level']:.0%} intervals (athletes resampled, "
+        "<p>Estimates on new episodes (the last table apart), with bootstrap "
+        f"{audit['level']:.0%} intervals (athletes resampled, "
         f"{audit['n_boot']} replicates). A verdict of recalibration needs the O/E ratio or "
         "the calibration slope to differ from 1 after a Bonferroni adjustment over every "
         "cell judged in the same table.</p>"
@@ -276,6 +312,10 @@ def render_html(document: Mapping[str, Any], figures: Mapping[str, Figure]) -> s
         "<h2>Method</h2><ul>"
         "<li>Each stored prediction is matched to the outcome in today's records; a version "
         "that scored an episode twice is audited on its latest prediction.</li>"
+        "<li>Follow-up runs to the later of the follow-up row and the athlete's latest record "
+        "(a record proves contact). Censoring weights use the training run's settings "
+        "(configs/train.yaml, <code>censoring</code>); the export date is a known end of "
+        "follow-up, not dropout, so an episode whose window had not closed by it weighs 0.</li>"
         "<li>O/E: observed over expected recurrences; intercept and slope: logistic "
         "recalibration on logit(risk) (Van Calster et al. 2016); AUC and Brier score "
         "weighted by inverse probability of censoring (Uno et al. 2007; Gerds &amp; "

@@ -25,7 +25,6 @@ from sklearn.model_selection import GroupShuffleSplit
 from features import build_feature_frame
 from features.catalog import FEATURES
 from models import plots
-from models.censoring import ipcw_weights
 from models.estimators import RiskModel
 from models.evaluation import (
     brier_score,
@@ -40,7 +39,13 @@ from models.selection import select_model
 from pipeline import registry
 from pipeline.cohort import Cohort
 from pipeline.config import CandidateConfig, FeaturesConfig, TrainConfig
-from pipeline.episodes import index_episodes
+from pipeline.episodes import (
+    WeightDiagnostics,
+    censoring_inputs,
+    censoring_weights,
+    development_fingerprint,
+    index_episodes,
+)
 from pipeline.errors import HamriskError
 from pipeline.validate import ValidationResult, validate_cohort
 
@@ -77,6 +82,16 @@ class TrainingData:
     weights: np.ndarray
     groups: np.ndarray
 
+    @property
+    def follow_up_from_records(self) -> int:
+        """Episodes whose follow-up the athlete's records lengthened (``pipeline.episodes``)."""
+        return int(self.episodes["follow_up_from_records"].sum())
+
+    @property
+    def weight_diagnostics(self) -> WeightDiagnostics:
+        """Largest censoring weight and Kish's effective sample size."""
+        return WeightDiagnostics.of(self.weights)
+
     def subset(self, rows: np.ndarray) -> TrainingData:
         """The episodes at positions ``rows``."""
         return TrainingData(
@@ -111,6 +126,7 @@ class TrainResult:
 
     validation: ValidationResult
     development: Development
+    data: TrainingData
     run_id: str
     model_name: str
     version: int
@@ -125,28 +141,15 @@ def prepare_training_data(
     Episodes without a return to sport have no prediction time yet and are not trained on.
     Censored and pending episodes stay in with weight 0: they still inform the censoring
     model, and dropping them would bias the risk upward when follow-up is lost unevenly.
+    Follow-up and the censoring inputs come from ``pipeline.episodes``, as in the audit.
     """
     episodes = index_episodes(cohort, as_of, features_config.outcome)
-    episodes = episodes[~episodes["provisional"].to_numpy(dtype=bool)]
-    episodes = episodes[episodes["followed_days"].notna().to_numpy()].reset_index(drop=True)
+    episodes = episodes[~episodes["provisional"].to_numpy(dtype=bool)].reset_index(drop=True)
     features = build_feature_frame(cohort, episodes, features_config)
-    censoring = train_config.censoring
-    covariates = None
-    if censoring.method == "covariate":
-        # Administrative censoring at the export date makes follow-up depend on when an
-        # episode's prediction time falls, so calendar time is always a censoring covariate:
-        # without it the latest episodes' non-recurrences are under-weighted.
-        times = episodes["prediction_time"]
-        covariates = features[list(censoring.covariates)].assign(
-            calendar_years=((times - times.min()).dt.days / 365.25).to_numpy()
-        )
-    weights = ipcw_weights(
-        episodes["followed_days"].to_numpy(dtype=np.float64),
-        episodes["event_days"].to_numpy(dtype=np.float64),
+    weights = censoring_weights(
+        censoring_inputs(episodes, features, train_config.censoring),
         features_config.outcome.window_days,
-        covariates=covariates,
-        method=censoring.method,
-        max_weight=censoring.max_weight,
+        train_config.censoring,
     )
     labels = episodes["label"].to_numpy(dtype=np.float64)
     known = weights > 0
@@ -398,6 +401,8 @@ def train_model(
         **_metric_dict("baseline_", development.baseline_metrics),
         **_metric_dict("temporal_", development.temporal_metrics),
         **{f"n_{k}": float(v) for k, v in development.counts.items()},
+        "n_follow_up_from_records": float(data.follow_up_from_records),
+        **data.weight_diagnostics.metrics(),
     }
     if development.optimism is not None:
         metrics.update(
@@ -421,6 +426,9 @@ def train_model(
         metrics=metrics,
         config_files=list(config_files),
         fingerprint=registry.data_fingerprint(folder),
+        # Episodes whose outcome the development used (fit, selection, held-out metrics);
+        # censored and pending ones weigh 0 and stay new to the model's judgement.
+        development_episodes=development_fingerprint(data.episodes.loc[data.weights > 0]),
         feature_names=list(development.model.feature_names_in_),
         figures=development.figures,
         risk_model=development.model,
@@ -439,6 +447,7 @@ def train_model(
     return TrainResult(
         validation=validation,
         development=development,
+        data=data,
         run_id=run_id,
         model_name=reg.model_name,
         version=version,
@@ -459,6 +468,9 @@ def format_training(result: TrainResult) -> str:
         f"records: {sum(c.rows for c in counts.values()):,} read, {set_aside:,} set aside"
         + (" (run `hamrisk validate` for the list)" if set_aside else ""),
         "episodes: " + ", ".join(f"{k.removeprefix('status_')} {v:,}" for k, v in d.counts.items()),
+        f"follow-up lengthened by the athlete's own records: {result.data.follow_up_from_records:,}"
+        " episodes",
+        result.data.weight_diagnostics.text(),
         f"chosen: {d.candidate.kind} {dict(d.candidate.params)}, "
         f"{d.model.calibration_} calibration",
         "",

@@ -22,6 +22,7 @@ import pyarrow as arrow
 import pyarrow.compute as arrow_compute
 
 from pipeline.cohort import TABLES, Cohort
+from pipeline.episodes import FollowUpBehindRecords, follow_up_behind_records
 from pipeline.io import FAILURE_COLUMNS, TableRead, find_table_file, read_table, write_rejects
 from pipeline.schemas import PRIMARY_KEYS, ROW_RULE_COLUMNS, table_schema
 
@@ -82,12 +83,15 @@ class ValidationResult:
         counts: per table, rows read, accepted and set aside (a row that breaks several
             rules counts once).
         usable: the cohort could be read (an unusable one raises instead of returning).
+        follow_up: athletes whose records reach past their follow-up row (a warning: they
+            are accepted, and follow-up runs to their latest record).
     """
 
     cohort: Cohort
     set_aside: pd.DataFrame
     counts: dict[str, TableCounts]
     usable: bool = True
+    follow_up: FollowUpBehindRecords = FollowUpBehindRecords(0, 0)
 
     @property
     def exit_code(self) -> int:
@@ -160,7 +164,10 @@ def _validate_tables(folder: Path | str, today: date) -> ValidationResult:
         )
         set_aside_parts.append(_describe(read, found))
     set_aside = pd.concat(set_aside_parts, ignore_index=True)
-    return ValidationResult(Cohort(**accepted_frames), set_aside, counts)
+    cohort = Cohort(**accepted_frames)
+    return ValidationResult(
+        cohort, set_aside, counts, follow_up=follow_up_behind_records(cohort, today)
+    )
 
 
 # --- single-table rules -------------------------------------------------------------------------
@@ -380,6 +387,13 @@ def report_document(result: ValidationResult) -> dict:
             table: {"rows": c.rows, "accepted": c.accepted, "set_aside": c.set_aside}
             for table, c in result.counts.items()
         },
+        "warnings": {
+            "follow_up_behind_records": {
+                "athletes": result.follow_up.athletes,
+                "records_after_observed_until": result.follow_up.records_after_observed_until,
+                "records_without_follow_up_row": result.follow_up.records_without_follow_up_row,
+            }
+        },
         "set_aside": [
             {
                 "table": str(line.table),
@@ -406,6 +420,9 @@ def format_summary(result: ValidationResult, limit: int | None = None) -> str:
     for table, c in result.counts.items():
         lines.append(f"{table:<{width}}  {c.rows:>9}  {c.accepted:>9}  {c.set_aside:>9}")
     total_rows = sum(c.set_aside for c in result.counts.values())
+    warning = result.follow_up.message()
+    if warning:
+        lines += ["", warning]
     if result.set_aside.empty:
         lines.append("")
         lines.append("every record is valid")

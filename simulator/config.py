@@ -7,11 +7,11 @@ other section: unknown keys and values out of range are reported with their dott
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from pipeline.config import ConfigError, Section
+from pipeline.config import ConfigError, PositiveFloat, Probability, Section
 
 Level = Literal["recreational", "competitive", "elite"]
 Discipline = Literal[
@@ -24,9 +24,7 @@ StrengthTest = Literal[
     "isokinetic_knee_flexion_eccentric",
     "isokinetic_knee_extension_concentric",
 ]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Timing = Literal["episode", "fixed"]
-PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
 def _check_shares(shares: dict[str, float], what: str) -> dict[str, float]:

@@ -18,6 +18,7 @@ TINY = {
     "store_athletes": 0,
     "scoring": {},
     "lookup_repeats": 0,
+    "censoring": (300,),
 }
 
 
@@ -33,11 +34,13 @@ def test_bench_writes_every_section(tmp_path: Path) -> None:
         "## Model quality against the limit and the peers",
         "## Learning curves over training-cohort size",
         "## Training time against episodes",
+        "## Follow-up and censoring weights",
         "## Scoring and lookup",
     ):
         assert heading in text
     assert "Not measured: the benchmark failed" not in text
     assert "| truth (the limit) | " in text
+    assert "| 300 | survey lagging |" in text
     assert not (tmp_path / "work").exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -20,8 +21,8 @@ from pipeline.audit import (
     read_predictions,
 )
 from pipeline.cli import app
-from pipeline.config import AuditConfig, FeaturesConfig, load_config
-from pipeline.episodes import index_episodes
+from pipeline.config import AuditConfig, FeaturesConfig, TrainConfig, load_config
+from pipeline.episodes import development_fingerprint, index_episodes
 from pipeline.validate import validate_cohort
 from simulator.config import SimulationConfig
 from simulator.simulate import simulate_cohort, write_simulated
@@ -36,6 +37,8 @@ SEED = 7
 MODEL = "hamstring-reinjury"
 FEATURES = load_config(FeaturesConfig, name="features")
 CONFIG = load_config(AuditConfig, name="audit")
+# The audit weighs censoring exactly as training does: the censoring section of train.yaml.
+CENSORING = load_config(TrainConfig, name="train").censoring
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def known_truth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
 
 
-def _audit(known_truth: dict, risk: np.ndarray, **overrides):
+def _audit(known_truth: dict, risk: np.ndarray, development=None, **overrides):
     config = CONFIG.model_copy(update=overrides) if overrides else CONFIG
     return audit_outcomes(
         known_truth["cohort"],
@@ -80,6 +83,8 @@ def _audit(known_truth: dict, risk: np.ndarray, **overrides):
         config=config,
         features_config=FEATURES,
         by=(),
+        censoring=CENSORING,
+        development=development,
     )
 
 
@@ -98,6 +103,44 @@ def test_true_probabilities_are_calibrated(known_truth):
     assert slope["low"] <= 1 <= slope["high"]
     assert audit.verdict == CALIBRATED and audit.exit_code == 0
     assert cell["reasons"] == []
+
+
+@pytest.mark.slow
+def test_development_episodes_are_shown_apart_and_not_judged(known_truth):
+    risk = known_truth["predictions"]["risk"].to_numpy()
+    predictions = known_truth["predictions"]
+    # The first half of the athletes were the model's development data.
+    athletes = np.sort(predictions["athlete_id"].astype(str).unique())
+    fitted = predictions["athlete_id"].astype(str).isin(athletes[: len(athletes) // 2])
+    episodes = index_episodes(known_truth["cohort"], known_truth["as_of"], FEATURES.outcome)
+    fitted_episodes = episodes.loc[
+        episodes["injury_id"].isin(predictions.loc[fitted.to_numpy(), "injury_id"])
+    ]
+    audit = _audit(known_truth, risk, development={"1": development_fingerprint(fitted_episodes)})
+    found = audit.document["in_sample"]["by_version"]["1"]
+    assert found["fingerprint_recorded"] is True
+    assert found["development_episodes"] == int(fitted.sum())
+    assert found["new_episodes"] == len(predictions) - int(fitted.sum())
+    # Every verdict counts the new episodes only; the development ones are shown apart.
+    assert _version_cell(audit)["n"] == found["new_episodes"]
+    samples = audit.document["breakdowns"][-1]
+    assert samples["by"] == "sample"
+    by_group = {c["group"]: c for c in samples["cells"]}
+    assert by_group["development"]["n"] == found["development_episodes"]
+    assert by_group["development"]["verdict"] == "shown, not judged"
+    # All of it development data: nothing new to judge, and the report says so.
+    every = _audit(known_truth, risk, development={"1": development_fingerprint(episodes)})
+    assert every.verdict == "too few outcomes yet"
+    assert every.document["in_sample"]["by_version"]["1"]["new_episodes"] == 0
+
+
+@pytest.mark.slow
+def test_without_a_fingerprint_the_report_says_episodes_cannot_be_told_apart(known_truth):
+    audit = _audit(known_truth, known_truth["predictions"]["risk"].to_numpy())
+    found = audit.document["in_sample"]["by_version"]["1"]
+    assert found["fingerprint_recorded"] is False
+    assert "cannot be told apart" in found["note"]
+    assert _version_cell(audit)["n"] == len(known_truth["predictions"])
 
 
 @pytest.mark.slow
@@ -303,8 +346,16 @@ def audited(trained_model, tmp_path_factory) -> dict[str, object]:
     from features import build_feature_frame
     from pipeline import registry
 
-    home, cohort_dir, today = trained_model["home"], trained_model["cohort"], trained_model["today"]
+    home, today = trained_model["home"], trained_model["today"]
     out = tmp_path_factory.mktemp("audit")
+    # Another cohort (another seed, index injuries from 2023), not the development one: an
+    # audit of the model's own episodes would judge nothing (they are shown apart).
+    settings = load_config(SimulationConfig, name="simulation")
+    settings = SimulationConfig.model_validate(
+        {**settings.model_dump(), "cohort_start": dt.date(2023, 1, 1)}
+    )
+    cohort_dir = out / "later"
+    write_simulated(simulate_cohort(settings, 1500, SEED + 100), cohort_dir)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HAMRISK_HOME", str(home))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -11,8 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import OutcomeConfig
-from pipeline.episodes import EPISODE_COLUMNS, index_episodes
+from pipeline.config import CensoringConfig, OutcomeConfig
+from pipeline.episodes import (
+    EPISODE_COLUMNS,
+    WeightDiagnostics,
+    censoring_inputs,
+    censoring_weights,
+    development_fingerprint,
+    follow_up_behind_records,
+    in_development,
+    index_episodes,
+)
+from pipeline.errors import HamriskError
 from tests.features.conftest import make_cohort
 
 AS_OF = "2024-01-01"
@@ -26,8 +36,10 @@ def one_episode(
     observed_until: str | None = "2023-01-01",
     returned: str | None = RETURN,
     injury_date: str = INDEX["injury_date"],
+    tests: tuple[str, ...] = (),
 ):
-    """One athlete, one index episode (left side) and ``later`` (date, side) injuries."""
+    """One athlete, one index episode (left side), ``later`` (date, side) injuries and
+    strength tests on the ``tests`` dates."""
     injuries = [{"injury_id": "I0", "athlete_id": "A", "injury_date": injury_date, "side": "L"}]
     injuries += [
         {"injury_id": f"I{k}", "athlete_id": "A", "injury_date": d, "side": s}
@@ -36,9 +48,22 @@ def one_episode(
     follow_up = (
         [] if observed_until is None else [{"athlete_id": "A", "observed_until": observed_until}]
     )
+    strength = [
+        {
+            "test_id": f"T{k}",
+            "athlete_id": "A",
+            "test_date": d,
+            "test": "nordic_eccentric",
+            "left": 300.0,
+            "right": 310.0,
+            "unit": "N",
+        }
+        for k, d in enumerate(tests)
+    ]
     return make_cohort(
         athletes=[{"athlete_id": "A"}],
         injuries=injuries,
+        strength_tests=strength,
         return_to_run=[{"injury_id": "I0", "clinic_id": "C", "return_to_sport_date": returned}],
         follow_up=follow_up,
     )
@@ -123,6 +148,38 @@ CASES = [
         np.nan,
     ),
     (
+        "a strength test after observed_until proves a full window",
+        {"observed_until": "2020-06-01", "tests": ("2021-03-01",)},
+        True,
+        "no_recurrence",
+        0.0,
+        np.nan,
+    ),
+    (
+        "no follow-up row, but a test after the window",
+        {"observed_until": None, "tests": ("2021-03-01",)},
+        True,
+        "no_recurrence",
+        0.0,
+        np.nan,
+    ),
+    (
+        "an other-side injury after observed_until proves contact",
+        {"observed_until": "2020-06-01", "later": (("2021-02-15", "R"),)},
+        True,
+        "no_recurrence",
+        0.0,
+        np.nan,
+    ),
+    (
+        "a test after as_of proves nothing yet",
+        {"observed_until": "2020-06-01", "tests": ("2024-03-01",)},
+        True,
+        "censored",
+        np.nan,
+        np.nan,
+    ),
+    (
         "window not over yet",
         {"returned": "2023-06-01", "injury_date": "2023-05-01"},
         True,
@@ -189,7 +246,8 @@ def test_provisional_episode_is_predicted_as_of_the_run_date():
     episode = index_episodes(cohort, AS_OF, OutcomeConfig()).iloc[0]
     assert episode["provisional"]
     assert episode["prediction_time"] == pd.Timestamp(AS_OF)
-    assert episode["followed_days"] == -31.0
+    # Follow-up ended a month before the prediction time: followed for no time, not -31 days.
+    assert episode["followed_days"] == 0.0
 
 
 def test_return_dated_after_as_of_has_not_happened_yet():
@@ -297,3 +355,138 @@ def test_row_order_does_not_matter():
         }
     )
     pd.testing.assert_frame_equal(index_episodes(shuffled, "2021-06-01", OutcomeConfig()), expected)
+
+
+# --- follow-up: observed_until, lengthened by the athlete's own records ------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "followed_days", "from_records"),
+    [
+        ({}, 1065.0, False),
+        # 2020-02-01 to 2020-09-01: 213 days, from the test, not from observed_until.
+        ({"observed_until": "2020-03-01", "tests": ("2020-09-01",)}, 213.0, True),
+        ({"observed_until": None, "tests": ("2020-09-01",)}, 213.0, True),
+        # The recurrence itself is a record: follow-up reaches it (90 days).
+        ({"observed_until": "2020-03-01", "later": (("2020-05-01", "L"),)}, 90.0, True),
+        # A record earlier than observed_until changes nothing.
+        ({"tests": ("2020-09-01",)}, 1065.0, False),
+        # No follow-up row and nothing after the return to sport: followed 0 days.
+        ({"observed_until": None}, 0.0, True),
+    ],
+    ids=["observed", "test after", "no row, test", "recurrence", "test before", "no row"],
+)
+def test_follow_up_runs_to_the_latest_record(arguments, followed_days, from_records):
+    episode = index_episodes(one_episode(**arguments), AS_OF, OutcomeConfig()).iloc[0]
+    assert episode["followed_days"] == followed_days
+    assert bool(episode["follow_up_from_records"]) is from_records
+
+
+def test_administrative_end_is_the_latest_follow_up_of_the_cohort():
+    # A is followed to 2022-01-01; B to 2023-01-01 (the export, as the records show it).
+    cohort = make_cohort(
+        athletes=[{"athlete_id": "A"}, {"athlete_id": "B"}],
+        injuries=[
+            {"injury_id": "I1", "athlete_id": "A", "injury_date": "2020-01-01", "side": "L"},
+            {"injury_id": "I2", "athlete_id": "B", "injury_date": "2022-06-01", "side": "L"},
+        ],
+        return_to_run=[
+            {"injury_id": "I1", "clinic_id": "C", "return_to_sport_date": "2020-02-01"},
+            {"injury_id": "I2", "clinic_id": "C", "return_to_sport_date": "2022-07-01"},
+        ],
+        follow_up=[
+            {"athlete_id": "A", "observed_until": "2022-01-01"},
+            {"athlete_id": "B", "observed_until": "2023-01-01"},
+        ],
+    )
+    episodes = index_episodes(cohort, AS_OF, OutcomeConfig()).set_index("injury_id")
+    # 2020-02-01 -> 2023-01-01: 335 + 365 + 365 = 1065; 2022-07-01 -> 2023-01-01: 184.
+    assert episodes.loc["I1", "administrative_days"] == 1065.0
+    assert episodes.loc["I2", "administrative_days"] == 184.0
+    assert episodes.loc["I2", "followed_days"] == 184.0
+    assert episodes.loc["I2", "status"] == "censored"
+
+
+def test_follow_up_properties_on_interleaved_histories():
+    episodes = index_episodes(many_athletes_cohort(), "2021-06-01", OutcomeConfig())
+    followed = episodes["followed_days"].to_numpy()
+    assert not np.isnan(followed).any()
+    assert (followed >= 0).all()
+    assert (followed <= episodes["administrative_days"].to_numpy()).all()
+    recurred = episodes["event_days"].notna().to_numpy()
+    assert (episodes["event_days"].to_numpy()[recurred] <= followed[recurred]).all()
+
+
+def test_follow_up_behind_records_counts_athletes():
+    cohort = make_cohort(
+        athletes=[{"athlete_id": a} for a in "ABC"],
+        injuries=[
+            {"injury_id": f"I{a}", "athlete_id": a, "injury_date": "2020-01-01", "side": "L"}
+            for a in "ABC"
+        ]
+        + [{"injury_id": "IA2", "athlete_id": "A", "injury_date": "2021-05-01", "side": "R"}],
+        return_to_run=[
+            {"injury_id": f"I{a}", "clinic_id": "C", "return_to_sport_date": "2020-02-01"}
+            for a in "ABC"
+        ],
+        # A's survey stops before A's later injury; B has no follow-up row; C is current.
+        follow_up=[
+            {"athlete_id": "A", "observed_until": "2021-01-01"},
+            {"athlete_id": "C", "observed_until": "2023-01-01"},
+        ],
+    )
+    found = follow_up_behind_records(cohort, AS_OF)
+    assert (found.records_after_observed_until, found.records_without_follow_up_row) == (1, 1)
+    assert found.athletes == 2
+    assert "2 athlete(s)" in found.message()
+    # As of a date before A's later injury, A's survey is not behind yet.
+    assert follow_up_behind_records(cohort, "2021-03-01").records_after_observed_until == 0
+
+
+# --- the censoring-weight inputs and the development fingerprint --------------------------------
+
+
+def test_censoring_inputs_name_an_unknown_covariate():
+    episodes = index_episodes(many_athletes_cohort(), "2021-06-01", OutcomeConfig())
+    features = pd.DataFrame({"age_years": np.arange(len(episodes), dtype=float)})
+    with pytest.raises(HamriskError, match=r"censoring\.covariates: level is not a feature"):
+        censoring_inputs(episodes, features, CensoringConfig(covariates=("age_years", "level")))
+
+
+def test_censoring_inputs_carry_the_episodes_follow_up():
+    episodes = index_episodes(many_athletes_cohort(), "2021-06-01", OutcomeConfig())
+    features = pd.DataFrame({"age_years": np.arange(len(episodes), dtype=float)})
+    inputs = censoring_inputs(episodes, features, CensoringConfig(covariates=("age_years",)))
+    np.testing.assert_array_equal(inputs.followed_days, episodes["followed_days"].to_numpy())
+    np.testing.assert_array_equal(
+        inputs.administrative_days, episodes["administrative_days"].to_numpy()
+    )
+    assert list(inputs.covariates.columns) == ["age_years"]
+    weights = censoring_weights(inputs, 365, CensoringConfig(covariates=("age_years",)))
+    assert (weights[episodes["status"].isin(["censored", "pending"]).to_numpy()] == 0).all()
+
+
+def test_weight_diagnostics_kish():
+    found = WeightDiagnostics.of(np.array([0.0, 1.0, 1.0, 2.0]))
+    assert found.known == 3
+    assert found.max_weight == 2.0
+    assert found.effective_sample_size == pytest.approx(16 / 6)
+    # Equal weights: the effective sample size is the number of known outcomes.
+    assert WeightDiagnostics.of(np.full(7, 1.7)).effective_sample_size == pytest.approx(7)
+
+
+def test_development_fingerprint_recognises_its_own_episodes_only():
+    episodes = index_episodes(many_athletes_cohort(), "2021-06-01", OutcomeConfig())
+    fitted, later = episodes.iloc[:5], episodes.iloc[5:]
+    fingerprint = development_fingerprint(fitted)
+    assert in_development(fitted, fingerprint).all()
+    assert not in_development(later, fingerprint).any()
+    # The same ids on other dates (another export restarting its numbering) are new.
+    moved = fitted.assign(injury_date=fitted["injury_date"] + pd.Timedelta(days=1))
+    assert not in_development(moved, fingerprint).any()
+    # No id travels with the fingerprint, and a fresh salt gives other fingerprints.
+    text = repr(fingerprint)
+    assert not any(str(i) in text for i in episodes["injury_id"])
+    assert set(development_fingerprint(fitted)["fingerprints"]).isdisjoint(
+        fingerprint["fingerprints"]
+    )
