@@ -84,7 +84,7 @@ def build_feature_frame(
         config=config,
     )
     specs = [FEATURES_BY_NAME[name] for name in names]
-    frame = pd.concat(
-        [spec.compute(inputs).rename(spec.name) for spec in specs], axis=1
-    ).astype({spec.name: spec.dtype for spec in specs})
+    frame = pd.concat([spec.compute(inputs).rename(spec.name) for spec in specs], axis=1).astype(
+        {spec.name: spec.dtype for spec in specs}
+    )
     return frame.set_axis(pd.Index(episodes["injury_id"].astype("string"), name="injury_id"))

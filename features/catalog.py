@@ -357,7 +357,9 @@ def _strength_features() -> list[FeatureSpec]:
                 lambda v, r, words=words: f"involved side {v:.0%} of uninvolved at last "
                 f"{words} test",
                 f"no {words} test in rehab", 0,
-                compute=lambda x, test=test: strength.lsi_at_last_test(x.strength, x.episodes, test),
+                compute=lambda x, test=test: strength.lsi_at_last_test(
+                    x.strength, x.episodes, test
+                ),
             )
         )  # fmt: skip
         trend.append(
