@@ -8,6 +8,10 @@ treat unknown features as independent of each other and of the known ones, which
 cohort is not (age and previous injuries go together, say): the answer is an average over
 a simplified population, and says so.
 
+Answers are not turned into feature values here: they are written as one athlete's
+records, validated against the data contract and passed through the model's own feature
+functions and settings, exactly as a cohort's athlete is (``known_features``).
+
 The model comes from :mod:`pipeline.model_cache`: after the first use of a version, a
 lookup reads it without MLflow, and an additive model without LightGBM either.
 """
@@ -28,7 +32,7 @@ import pandas as pd
 from features.catalog import FEATURES_BY_NAME, TEST_WORDS
 from features.strength import TESTS, UNITS
 from pipeline.cohort import Cohort
-from pipeline.config import LookupConfig, RiskBandsConfig
+from pipeline.config import FeaturesConfig, LookupConfig, RiskBandsConfig
 from pipeline.errors import HamriskError
 from pipeline.model_cache import RegisteredModel
 
@@ -110,11 +114,11 @@ def answers_cohort(answers: Mapping[str, Any], as_of: dt.date) -> dict[str, pd.D
     today = pd.Timestamp(as_of)
     returned = "days_to_return" in a
     days = _in_range("days-to-return", float(a["days_to_return"]), 0, 3650) if returned else 0
-    injured = today - pd.Timedelta(days=int(round(days)))
-    if returned and days != round(days):
+    if days != round(days):
         raise LookupInputError(
             f"--days-to-return: expected whole days, got {a['days_to_return']!r}"
         )
+    injured = today - pd.Timedelta(days=int(days))
     athletes = {
         "athlete_id": _ATHLETE,
         "sex": str(a["sex"]).upper() if "sex" in a else None,
@@ -172,27 +176,6 @@ def answers_cohort(answers: Mapping[str, Any], as_of: dt.date) -> dict[str, pd.D
     }
 
 
-def answered_features(answers: Mapping[str, Any]) -> list[str]:
-    """The features the answers determine: the others stay unknown and are averaged over.
-
-    A feature counts only when the answers fix it whatever the records left out would say:
-    ``prior_injuries`` alone fixes the same-side and last-year counts only when it is 0.
-    """
-    a = {key: value for key, value in answers.items() if value is not None}
-    names = [name for flag, name in ANSWER_FEATURES if flag in a]
-    if "prior_injuries" in a and float(a["prior_injuries"]) == 0:
-        names += ["prior_injuries_same_side", "prior_injuries_recent",
-                  "days_since_last_prior_injury"]  # fmt: skip
-    if "site" in a:
-        names.append("intratendinous")
-    if "days_to_return" in a and "grade" in a:
-        names.append("return_to_sport_time_vs_grade")
-    if "lsi" in a:
-        test = str(a.get("lsi_test") or "nordic_eccentric")
-        names += [f"lsi_{TESTS[test]}", "strength_tested_in_rehab"]
-    return names
-
-
 # Answer -> the feature it is, when it is one on its own.
 ANSWER_FEATURES: tuple[tuple[str, str], ...] = (
     ("age", "age_years"),
@@ -209,6 +192,33 @@ ANSWER_FEATURES: tuple[tuple[str, str], ...] = (
     ("slr", "slr_deficit_deg"),
     ("ake", "ake_discomfort"),
 )
+
+
+def answered_features(answers: Mapping[str, Any], config: FeaturesConfig) -> list[str]:
+    """The features the answers determine: the others stay unknown and are averaged over.
+
+    A feature counts only when the answers fix it whatever the records left out would say:
+    ``prior_injuries`` alone fixes the same-side and last-year counts only when it is 0; a
+    grade 0 has no site (data contract), so it fixes the site as missing; the time against
+    the usual for the grade needs the site too where ``config`` has an intratendinous usual.
+    """
+    a = {key: value for key, value in answers.items() if value is not None}
+    names = [name for flag, name in ANSWER_FEATURES if flag in a]
+    if "prior_injuries" in a and float(a["prior_injuries"]) == 0:
+        names += ["prior_injuries_same_side", "prior_injuries_recent",
+                  "days_since_last_prior_injury"]  # fmt: skip
+    grade = float(a["grade"]) if "grade" in a else None
+    if "site" in a:
+        names.append("intratendinous")
+    elif grade == 0:
+        names += ["bamic_site", "intratendinous"]
+    usual_needs_site = grade in config.typical_return_days.intratendinous
+    if "days_to_return" in a and grade is not None and ("site" in a or not usual_needs_site):
+        names.append("return_to_sport_time_vs_grade")
+    if "lsi" in a:
+        test = str(a.get("lsi_test") or "nordic_eccentric")
+        names += [f"lsi_{TESTS[test]}", "strength_tested_in_rehab"]
+    return names
 
 
 def known_features(
@@ -238,7 +248,8 @@ def known_features(
         validation = validate_cohort(folder, today=as_of)
     _refuse_set_aside(validation.set_aside, answers)
     row = _latest_features(validation.cohort, model, as_of, _ATHLETE)[0]
-    return {name: row[name] for name in answered_features(answers) if name in row}
+    named = answered_features(answers, model.definition.config)
+    return {name: row[name] for name in named if name in row}
 
 
 def _refuse_set_aside(set_aside: pd.DataFrame, answers: Mapping[str, Any]) -> None:

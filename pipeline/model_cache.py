@@ -173,6 +173,8 @@ def load_model(uri: str) -> RegisteredModel:
     Raises:
         HamriskError: the URI names no existing version (the message lists those that do),
             or the store cannot be reached.
+        FeatureDefinitionError: the version carries no feature definition, or the code's
+            feature registry no longer builds its columns as at training.
     """
     db, found = _local_version(uri)
     if db is not None and found is not None:
@@ -201,8 +203,8 @@ def load_model(uri: str) -> RegisteredModel:
         )
     full = pyfunc.risk_model
     compact = full.compact() if hasattr(full, "compact") else None
-    model = RegisteredModel(full if compact is None else compact, name, version,
-                            pyfunc.feature_definition)  # fmt: skip
+    fitted = full if compact is None else compact
+    model = RegisteredModel(fitted, name, version, pyfunc.feature_definition)
     model.check_features()
     found = registered_version(db, pinned) if db is not None else None
     if found is not None:

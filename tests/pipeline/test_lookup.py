@@ -108,6 +108,17 @@ def test_answers_map_onto_features_and_what_follows_from_them(model):
     )
     assert known["ake_discomfort"] is True
     assert known_features({}, model, as_of=AS_OF) == {}
+    # Grade 1 has one usual time whatever the site (Ekstrand et al. 2012: 17 days) ...
+    assert known_features({"grade": 1, "days_to_return": 17}, model, as_of=AS_OF)[
+        "return_to_sport_time_vs_grade"
+    ] == pytest.approx(1.0)
+    # ... grade 2 has two (Pollock et al. 2022: 34 days for 2c), so without a site it is not known.
+    assert "return_to_sport_time_vs_grade" not in known_features(
+        {"grade": 2, "days_to_return": 17}, model, as_of=AS_OF
+    )
+    # A grade 0 injury has no site (data contract), so it is known not to be intratendinous.
+    grade0 = known_features({"grade": 0}, model, as_of=AS_OF)
+    assert grade0["intratendinous"] is False and np.isnan(grade0["bamic_site"])
 
 
 @pytest.mark.parametrize(
