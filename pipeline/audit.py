@@ -865,7 +865,11 @@ def _feature_settings(
             raise
         except HamriskError:
             continue  # not in this store: audited on calibration, with the fallback
-    settings = list(dict.fromkeys(found.values()))
+    # Compared by equality: a FeaturesConfig holds dicts, so it cannot be hashed.
+    settings: list[FeaturesConfig] = []
+    for config in found.values():
+        if config not in settings:
+            settings.append(config)
     if len(settings) > 1:
         raise HamriskError(
             f"versions {', '.join(sorted(found, key=int))} of {name} were trained with "
