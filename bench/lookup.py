@@ -34,15 +34,7 @@ LOOKUP_ARGS = (
     "--phase3-done",
     "no",
 )
-ANSWERS = {
-    "prior_injuries": 2,
-    "lsi": 0.86,
-    "grade": 2,
-    "site": "c",
-    "days_to_return": 21,
-    "phase3_done": "no",
-}
-# Without pipeline.lookup: the lookup's values under their feature names, the rest unknown.
+# The lookup's values under their feature names, the rest unknown.
 RECORD = {
     "prior_injuries": 2.0,
     "lsi_nordic": 0.86,
@@ -50,7 +42,10 @@ RECORD = {
     "bamic_site": "c",
     "intratendinous": 1.0,
     "days_injury_to_return_to_sport": 21.0,
+    # Pollock et al. 2022: a 2c injury usually needs 34 days (configs/features.yaml).
+    "return_to_sport_time_vs_grade": 21.0 / 34.0,
     "phase3_done": 0.0,
+    "strength_tested_in_rehab": 1.0,
 }
 
 
@@ -68,14 +63,8 @@ def _model_input(model: BenchModel) -> pd.DataFrame:
     """One row in the model's input format with the record's values, the rest missing."""
     from features.catalog import FEATURES
 
+    # The answers' feature values (pipeline.lookup builds them from the loaded model).
     record = dict(RECORD)
-    try:
-        from pipeline.config import FeaturesConfig, load_config
-        from pipeline.lookup import known_features
-
-        record = known_features(ANSWERS, load_config(FeaturesConfig, name="features"))
-    except ImportError:
-        pass
     row = {}
     for spec in FEATURES:
         value = record.get(spec.name)

@@ -1,19 +1,23 @@
 """Point-in-time features: one row per index episode, as known at its prediction time.
 
 Every feature is a pure function named after its column (``features.athlete``,
-``features.history``, ``features.rehab``, ``features.strength``); this module only calls
-them in catalog order. Missing inputs stay missing: the model handles them.
+``features.history``, ``features.rehab``, ``features.strength``), registered once in
+``features.catalog.FEATURES``; this module builds their shared inputs and calls them in
+registry order. Missing inputs stay missing: the model handles them. Nothing here imports
+``pipeline``: a cohort is anything with the four tables the features read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import pandas as pd
 
-from features import athlete, history, rehab, strength
-from features.catalog import DTYPES, FEATURE_NAMES, FEATURES
+from features import history, strength
+from features.catalog import FEATURE_NAMES, FEATURES_BY_NAME, Inputs
+from features.config import FeaturesConfig
 from features.timeline import align
-from pipeline.cohort import Cohort
-from pipeline.config import FeaturesConfig
 
 EPISODE_INPUTS: tuple[str, ...] = (
     "injury_id",
@@ -25,8 +29,24 @@ EPISODE_INPUTS: tuple[str, ...] = (
 )
 
 
+class CohortTables(Protocol):
+    """The validated tables features read (``pipeline.cohort.Cohort`` is one)."""
+
+    @property
+    def athletes(self) -> pd.DataFrame: ...
+    @property
+    def injuries(self) -> pd.DataFrame: ...
+    @property
+    def strength_tests(self) -> pd.DataFrame: ...
+    @property
+    def return_to_run(self) -> pd.DataFrame: ...
+
+
 def build_feature_frame(
-    cohort: Cohort, episodes: pd.DataFrame, config: FeaturesConfig
+    cohort: CohortTables,
+    episodes: pd.DataFrame,
+    config: FeaturesConfig,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The feature frame of ``episodes`` (from ``pipeline.episodes.index_episodes``).
 
@@ -34,66 +54,37 @@ def build_feature_frame(
         cohort: the validated cohort the episodes come from.
         episodes: one row per episode with at least ``EPISODE_INPUTS``.
         config: feature settings.
+        columns: the columns to compute, in this order (default every registered one).
 
     Returns:
-        Indexed by ``injury_id`` in the episodes' order, with exactly the columns of
-        ``features.catalog.FEATURES`` in order: float64 numeric, ``boolean`` booleans and
-        ``string`` categoricals, missing where an input is missing.
+        Indexed by ``injury_id`` in the episodes' order, with the columns asked for: float64
+        numeric, ``boolean`` booleans and ``string`` categoricals, missing where an input
+        is missing.
 
     Raises:
         ValueError: ``episodes`` lacks a column the features need.
+        KeyError: a column in ``columns`` is not registered (the message names it).
     """
     absent = [column for column in EPISODE_INPUTS if column not in episodes.columns]
     if absent:
         raise ValueError(f"episodes frame lacks column(s) {absent}; build it with index_episodes")
+    names = FEATURE_NAMES if columns is None else tuple(columns)
+    unknown = [name for name in names if name not in FEATURES_BY_NAME]
+    if unknown:
+        raise KeyError(f"no registered feature named {', '.join(unknown)}")
     episodes = episodes.reset_index(drop=True)
-    injuries = history.injury_timeline(cohort.injuries, episodes)
-    tests = strength.strength_timeline(cohort.strength_tests, episodes)
-    # Each table's row for each episode, looked up once by id.
-    a = align(cohort.athletes, "athlete_id", episodes["athlete_id"])
-    i = align(cohort.injuries, "injury_id", episodes["injury_id"])
-    r = align(cohort.return_to_run, "injury_id", episodes["injury_id"])
-    ep = episodes
-
-    columns: list[pd.Series] = [
-        athlete.age_years(a, ep),
-        athlete.sex(a, ep),
-        athlete.discipline(a, ep),
-        athlete.level(a, ep),
-        athlete.body_mass_kg(a, ep),
-        history.prior_injuries(injuries, ep),
-        history.prior_injuries_same_side(injuries, ep),
-        history.prior_injuries_recent(injuries, ep, config.prior_injury_window_days),
-        history.days_since_last_prior_injury(injuries, ep),
-        history.bamic_grade(i, ep),
-        history.bamic_site(i, ep),
-        history.intratendinous(i, ep),
-        history.muscle(i, ep),
-        history.mechanism(i, ep),
-        rehab.days_injury_to_return_to_run(r, ep),
-        rehab.days_return_to_run_to_return_to_sport(r, ep),
-        rehab.days_injury_to_return_to_sport(ep),
-        rehab.return_to_sport_time_vs_grade(i, ep, config.typical_return_days),
-        *(rehab.phase_done(r, ep, phase) for phase in rehab.PHASES),
-        *(rehab.days_injury_to_phase_end(r, ep, phase) for phase in rehab.PHASES),
-        rehab.peak_sprint_pct(r, ep),
-        rehab.pain_at_return(r, ep),
-        rehab.slr_deficit_deg(r, ep),
-        rehab.ake_discomfort(r, ep),
-        *(strength.lsi_at_last_test(tests, ep, test) for test in strength.TESTS),
-        strength.lsi_knee_flexors_last_session(tests, ep),
-        strength.nordic_involved_force_n(tests, ep),
-        *(
-            strength.lsi_change_per_week(tests, ep, test, config.strength_trend_min_tests)
-            for test in strength.TESTS
-        ),
-        *(strength.involved_per_kg(tests, a, ep, test) for test in strength.TESTS),
-        strength.hamstring_quadriceps_ratio(tests, ep),
-        strength.strength_tested_in_rehab(tests, ep),
-    ]
-    names = tuple(column.name for column in columns)
-    if names != FEATURE_NAMES:
-        # A catalog entry without its function (or the reverse) is a programming error.
-        raise AssertionError(f"feature functions {names} do not match the catalog")
-    frame = pd.concat(columns, axis=1).astype({s.name: DTYPES[s.kind] for s in FEATURES})
+    inputs = Inputs(
+        episodes=episodes,
+        # Each table's row for each episode, looked up once by id.
+        athletes=align(cohort.athletes, "athlete_id", episodes["athlete_id"]),
+        injuries=align(cohort.injuries, "injury_id", episodes["injury_id"]),
+        rehab=align(cohort.return_to_run, "injury_id", episodes["injury_id"]),
+        history=history.injury_timeline(cohort.injuries, episodes),
+        strength=strength.strength_timeline(cohort.strength_tests, episodes),
+        config=config,
+    )
+    specs = [FEATURES_BY_NAME[name] for name in names]
+    frame = pd.concat([spec.compute(inputs).rename(spec.name) for spec in specs], axis=1).astype(
+        {spec.name: spec.dtype for spec in specs}
+    )
     return frame.set_axis(pd.Index(episodes["injury_id"].astype("string"), name="injury_id"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.config import TypicalReturnDays
+from features.config import TypicalReturnDays
 
 PHASES: dict[int, str] = {
     1: "pain settled, controlled loading tolerated",

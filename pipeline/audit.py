@@ -893,6 +893,10 @@ def run_audit(
 ) -> AuditRun:
     """The ``audit`` command: read, audit, write report.html and report.json, maybe log.
 
+    Outcomes and features are rebuilt with the feature settings the audited versions carry
+    (``features.definition``); ``features_config`` stands in only for versions this store
+    does not hold.
+
     Raises:
         UnusableInputError: the cohort or a predictions file cannot be used.
         HamriskError: an unknown ``--by`` group; the tracking store is unreachable.
@@ -911,7 +915,7 @@ def run_audit(
         predictions,
         as_of=today,
         config=config,
-        features_config=features_config,
+        features_config=_feature_settings(config.model_name, versions, features_config),
         by=by,
         min_cell=min_cell,
         references=references,
@@ -931,6 +935,39 @@ def _write_atomic(path: Path, text: str) -> Path:
     with atomic_file(path) as stream:
         stream.write(text)
     return path
+
+
+def _feature_settings(
+    name: str, versions: Sequence[str], fallback: FeaturesConfig
+) -> FeaturesConfig:
+    """The feature settings the audited versions were trained with, from their own feature
+    definitions; ``fallback`` only when the store holds none of them.
+
+    Raises:
+        HamriskError: two audited versions were trained with different settings, or the
+            code builds a version's features differently (``FeatureDefinitionError``).
+    """
+    from pipeline.model_cache import FeatureDefinitionError, load_model
+
+    found: dict[str, FeaturesConfig] = {}
+    for version in versions:
+        try:
+            found[str(version)] = load_model(f"models:/{name}/{version}").definition.config
+        except FeatureDefinitionError:
+            raise
+        except HamriskError:
+            continue  # not in this store: audited on calibration, with the fallback
+    # Compared by equality: a FeaturesConfig holds dicts, so it cannot be hashed.
+    settings: list[FeaturesConfig] = []
+    for config in found.values():
+        if config not in settings:
+            settings.append(config)
+    if len(settings) > 1:
+        raise HamriskError(
+            f"versions {', '.join(sorted(found, key=int))} of {name} were trained with "
+            "different feature settings; audit their predictions separately"
+        )
+    return settings[0] if settings else fallback
 
 
 def _load_references(name: str, versions: Sequence[str]) -> dict[str, Mapping[str, Any]]:

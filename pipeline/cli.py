@@ -303,13 +303,11 @@ def score(
     config: Path | None = typer.Option(
         None, "--config", help="Scoring config (default: configs/score.yaml)."
     ),
-    features_config: Path | None = typer.Option(
-        None, "--features-config", help="Feature config (default: configs/features.yaml)."
-    ),
 ) -> None:
+    # No feature config: a model is scored with the feature definition it was trained on.
     import sys
 
-    from pipeline.config import FeaturesConfig, ScoreConfig, load_config
+    from pipeline.config import ScoreConfig, load_config
     from pipeline.score import format_scoring, run_scoring
 
     progress, finish = _score_progress(sys.stderr.isatty())
@@ -320,7 +318,6 @@ def score(
             out,
             model=model or settings.model_uri,
             config=settings,
-            features_config=load_config(FeaturesConfig, features_config, name="features"),
             as_of=as_of.date() if as_of else None,
             rejects=rejects,
             only_new=only_new,
@@ -412,7 +409,7 @@ def lookup(
         "--peak-sprint",
         help="Peak rehab sprint, % of top speed.",
     ),
-    age: float | None = typer.Option(None, "--age", help="Age, years."),
+    age: int | None = typer.Option(None, "--age", help="Age, whole years."),
     sex: str | None = typer.Option(None, "--sex", help="F or M."),
     level: str | None = typer.Option(None, "--level", help="recreational, competitive or elite."),
     discipline: str | None = typer.Option(None, "--discipline", help="Main discipline."),
@@ -435,12 +432,12 @@ def lookup(
         "--config",
         help="Scoring config (configs/score.yaml).",
     ),
-    features_config: Path | None = typer.Option(None, "--features-config", help="Feature config."),
 ) -> None:
     """One athlete's risk; anything not given is unknown, and with nothing known it is the baseline."""  # noqa: E501
     import json
 
-    from pipeline.config import FeaturesConfig, ScoreConfig, load_config
+    # No feature config: features are built as the model's own feature definition says.
+    from pipeline.config import ScoreConfig, load_config
     from pipeline.lookup import (
         athlete_known_features,
         format_lookup,
@@ -465,14 +462,14 @@ def lookup(
         raise typer.Exit(code=2)
     try:
         settings = load_config(ScoreConfig, config, name="score")
-        feature_settings = load_config(FeaturesConfig, features_config, name="features")
         run_date = as_of.date() if as_of else datetime.now().date()
+        loaded = load_model(model or settings.model_uri)
         if athlete is not None:
-            known, about = athlete_known_features(folder, athlete, feature_settings, as_of=run_date)
+            known, about = athlete_known_features(folder, athlete, loaded, as_of=run_date)
         else:
-            known, about = known_features(answers, feature_settings), ""
+            known, about = known_features(answers, loaded, as_of=run_date), ""
         result = lookup_risk(
-            load_model(model or settings.model_uri),
+            loaded,
             known,
             config=settings.lookup,
             bands=settings.bands,
@@ -509,6 +506,12 @@ def audit(
     today: datetime | None = typer.Option(
         None, "--today", formats=["%Y-%m-%d"], help="Date of the audit (default: today)."
     ),
+    features_config: Path | None = typer.Option(
+        None,
+        "--features-config",
+        help="Feature config for versions this store does not hold (default: "
+        "configs/features.yaml); a version in the store uses its own.",
+    ),
 ) -> None:
     """Audit stored predictions against outcomes known today.
 
@@ -523,7 +526,7 @@ def audit(
             predictions,
             out,
             load_config(AuditConfig, config, name="audit"),
-            load_config(FeaturesConfig, name="features"),
+            load_config(FeaturesConfig, features_config, name="features"),
             by=[name.strip() for name in by.split(",") if name.strip()] if by else None,
             min_cell=min_cell,
             today=today.date() if today else None,

@@ -21,6 +21,11 @@ from pydantic import (
     model_validator,
 )
 
+# Feature settings live beside the feature functions that read them (features/ never
+# imports pipeline/); they are re-exported here for the stages that load configs/features.yaml.
+from features.config import FeaturesConfig as FeaturesConfig
+from features.config import OutcomeConfig as OutcomeConfig
+from features.config import TypicalReturnDays as TypicalReturnDays
 from pipeline.errors import HamriskError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -39,47 +44,7 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class OutcomeConfig(Section):
-    """What counts as a recurrence (data contract, "Prediction time, outcome and censoring")."""
-
-    window_days: int = Field(365, ge=1, le=3650)
-    same_side_only: bool = True
-
-
-class TypicalReturnDays(Section):
-    """Usual days from injury to return to sport per BAMIC grade (sources in features.yaml).
-
-    ``intratendinous`` overrides ``by_grade`` for a grade when the site is ``c``.
-    """
-
-    by_grade: dict[int, Annotated[float, Field(gt=0)]] = {0: 8, 1: 17, 2: 22, 3: 33, 4: 73}
-    intratendinous: dict[int, Annotated[float, Field(gt=0)]] = {2: 34, 3: 48}
-
-    @field_validator("by_grade")
-    @classmethod
-    def _every_grade(cls, value: dict[int, float]) -> dict[int, float]:
-        if sorted(value) != [0, 1, 2, 3, 4]:
-            raise ValueError(f"needs exactly the BAMIC grades 0-4, got {sorted(value)}")
-        return value
-
-    @field_validator("intratendinous")
-    @classmethod
-    def _intratendinous_grades(cls, value: dict[int, float]) -> dict[int, float]:
-        if not set(value) <= {1, 2, 3, 4}:
-            raise ValueError(f"site c exists only for BAMIC grades 1-4, got {sorted(value)}")
-        return value
-
-
-class FeaturesConfig(Section):
-    """Point-in-time feature settings shared by training, scoring and lookup."""
-
-    outcome: OutcomeConfig = OutcomeConfig()
-    prior_injury_window_days: int = Field(365, ge=1, le=3650)
-    strength_trend_min_tests: int = Field(2, ge=2, le=20)
-    typical_return_days: TypicalReturnDays = TypicalReturnDays()
-
-
-S = TypeVar("S", bound=Section)
+S = TypeVar("S", bound=BaseModel)
 
 
 def load_config(model: type[S], path: Path | str | None = None, *, name: str | None = None) -> S:

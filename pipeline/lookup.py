@@ -8,6 +8,10 @@ treat unknown features as independent of each other and of the known ones, which
 cohort is not (age and previous injuries go together, say): the answer is an average over
 a simplified population, and says so.
 
+Answers are not turned into feature values here: they are written as one athlete's
+records, validated against the data contract and passed through the model's own feature
+functions and settings, exactly as a cohort's athlete is (``known_features``).
+
 The model comes from :mod:`pipeline.model_cache`: after the first use of a version, a
 lookup reads it without MLflow, and an additive model without LightGBM either.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FEATURES_BY_NAME, TEST_WORDS
-from features.strength import TESTS
+from features.strength import TESTS, UNITS
+from pipeline.cohort import Cohort
 from pipeline.config import FeaturesConfig, LookupConfig, RiskBandsConfig
 from pipeline.errors import HamriskError
 from pipeline.model_cache import RegisteredModel
@@ -45,6 +51,26 @@ class LookupInputError(HamriskError):
 
 YES = ("yes", "y", "true", "1")
 NO = ("no", "n", "false", "0")
+# Contract columns the answers fill, by the flag that gives them: a record the data contract
+# sets aside is reported against these flags.
+FLAG_OF_COLUMN: dict[tuple[str, str], str] = {
+    ("athletes", "birth_year"): "age",
+    ("athletes", "sex"): "sex",
+    ("athletes", "level"): "level",
+    ("athletes", "discipline"): "discipline",
+    ("injuries", "bamic_grade"): "grade",
+    ("injuries", "bamic_site"): "site",
+    ("return_to_run", "return_to_sport_date"): "days-to-return",
+    ("return_to_run", "phase3_end_date"): "phase3-done",
+    ("return_to_run", "peak_sprint_pct"): "peak-sprint",
+    ("return_to_run", "pain_at_return"): "pain",
+    ("return_to_run", "slr_deficit_deg"): "slr",
+    ("return_to_run", "ake_discomfort"): "ake",
+    ("strength_tests", "left"): "lsi",
+    ("strength_tests", "right"): "lsi",
+}
+# The ids of the one athlete an answered lookup describes.
+_ATHLETE, _INDEX_INJURY, _CLINIC = "lookup", "lookup-index", "lookup"
 
 
 def _yes_no(flag: str, value: str) -> bool:
@@ -64,75 +90,185 @@ def _in_range(flag: str, value: float, low: float, high: float) -> float:
     return float(value)
 
 
-def known_features(answers: Mapping[str, Any], config: FeaturesConfig) -> dict[str, Any]:
-    """Feature values implied by the answers given; anything not answered stays out.
+def _whole(flag: str, value: Any) -> int:
+    number = float(value)
+    if not (math.isfinite(number) and number == round(number)):
+        raise LookupInputError(f"--{flag}: expected a whole number, got {value!r}")
+    return int(number)
 
-    Answers (all optional): ``prior_injuries``, ``lsi`` with ``lsi_test`` (default the Nordic
-    test), ``grade``, ``site``, ``days_to_return``, ``phase3_done``, ``ake``,
-    ``peak_sprint``, ``age``, ``sex``, ``level``, ``discipline``, ``pain``, ``slr``.
-    A feature that follows from answers (grade and days give time against the usual for
-    the grade; no previous injury means none on this side nor in the last year) is set too.
+
+def answers_cohort(answers: Mapping[str, Any], as_of: dt.date) -> dict[str, pd.DataFrame]:
+    """The five contract tables of one athlete described by ``answers``, as a clinic would
+    export them, with the lookup's prediction time on ``as_of``.
+
+    The index injury is ``days_to_return`` days before ``as_of`` and the athlete returned to
+    sport on ``as_of`` (or, without that answer, was injured on ``as_of`` and has not
+    returned yet); a rehab phase 3 completed and the strength test behind ``lsi`` are dated
+    ``as_of``; earlier injuries fall on the days just before the index one, on its side.
+    Records nothing was answered about are left out or missing.
 
     Raises:
-        LookupInputError: an answer outside what the contract allows (names the flag).
+        LookupInputError: an answer that cannot be written as a record (names the flag).
     """
     a = {key: value for key, value in answers.items() if value is not None}
-    known: dict[str, Any] = {}
-    if "age" in a:
-        known["age_years"] = _in_range("age", float(a["age"]), 10, 100)
-    if "sex" in a:
-        sex = str(a["sex"]).upper()
-        if sex not in ("F", "M"):
-            raise LookupInputError(f"--sex: expected F or M, got {a['sex']!r}")
-        known["sex"] = sex
-    for flag in ("level", "discipline"):
-        if flag in a:
-            known[flag] = str(a[flag])
-    if "prior_injuries" in a:
-        count = _in_range("prior-injuries", float(a["prior_injuries"]), 0, 50)
-        known["prior_injuries"] = count
-        if count == 0:
-            known.update(
-                prior_injuries_same_side=0.0,
-                prior_injuries_recent=0.0,
-                days_since_last_prior_injury=np.nan,
-            )
-    grade = site = None
-    if "grade" in a:
-        grade = int(_in_range("grade", float(a["grade"]), 0, 4))
-        known["bamic_grade"] = float(grade)
-    if "site" in a:
-        site = str(a["site"]).lower()
-        if site not in ("a", "b", "c"):
-            raise LookupInputError(f"--site: expected a, b or c, got {a['site']!r}")
-        known["bamic_site"] = site
-        known["intratendinous"] = site == "c"
-    if "days_to_return" in a:
-        days = _in_range("days-to-return", float(a["days_to_return"]), 0, 3650)
-        known["days_injury_to_return_to_sport"] = days
-        if grade is not None:
-            typical = config.typical_return_days
-            usual = typical.by_grade[grade]
-            if site == "c" and grade in typical.intratendinous:
-                usual = typical.intratendinous[grade]
-            known["return_to_sport_time_vs_grade"] = days / usual
-    if "phase3_done" in a:
-        known["phase3_done"] = _yes_no("phase3-done", str(a["phase3_done"]))
-    if "ake" in a:
-        known["ake_discomfort"] = _yes_no("ake", str(a["ake"]))
-    if "peak_sprint" in a:
-        known["peak_sprint_pct"] = _in_range("peak-sprint", float(a["peak_sprint"]), 0, 150)
-    if "pain" in a:
-        known["pain_at_return"] = _in_range("pain", float(a["pain"]), 0, 10)
-    if "slr" in a:
-        known["slr_deficit_deg"] = _in_range("slr", float(a["slr"]), 0, 90)
+    today = pd.Timestamp(as_of)
+    returned = "days_to_return" in a
+    days = _in_range("days-to-return", float(a["days_to_return"]), 0, 3650) if returned else 0
+    if days != round(days):
+        raise LookupInputError(
+            f"--days-to-return: expected whole days, got {a['days_to_return']!r}"
+        )
+    injured = today - pd.Timedelta(days=int(days))
+    athletes = {
+        "athlete_id": _ATHLETE,
+        "sex": str(a["sex"]).upper() if "sex" in a else None,
+        "birth_year": today.year - _whole("age", a["age"]) if "age" in a else None,
+        "discipline": str(a["discipline"]) if "discipline" in a else None,
+        "level": str(a["level"]) if "level" in a else None,
+        "body_mass_kg": None,
+    }
+    prior = _whole("prior-injuries", a["prior_injuries"]) if "prior_injuries" in a else 0
+    _in_range("prior-injuries", prior, 0, 50)
+    injuries = [
+        {"injury_id": f"lookup-prior-{k}", "athlete_id": _ATHLETE,
+         "injury_date": injured - pd.Timedelta(days=k), "side": "L", "muscle": None,
+         "bamic_grade": None, "bamic_site": None, "mechanism": None}
+        for k in range(prior, 0, -1)
+    ]  # fmt: skip
+    injuries.append(
+        {"injury_id": _INDEX_INJURY, "athlete_id": _ATHLETE, "injury_date": injured,
+         "side": "L", "muscle": None,
+         "bamic_grade": _whole("grade", a["grade"]) if "grade" in a else None,
+         "bamic_site": str(a["site"]).lower() if "site" in a else None, "mechanism": None}
+    )  # fmt: skip
+    phase3 = _yes_no("phase3-done", str(a["phase3_done"])) if "phase3_done" in a else False
+    ake = _yes_no("ake", str(a["ake"])) if "ake" in a else None
+    rehab = {
+        "injury_id": _INDEX_INJURY, "clinic_id": _CLINIC,
+        "phase1_end_date": None, "phase2_end_date": None,
+        "phase3_end_date": today if phase3 else None,
+        "return_to_run_date": None,
+        "return_to_sport_date": today if returned else None,
+        "peak_sprint_pct": a.get("peak_sprint"), "pain_at_return": a.get("pain"),
+        "slr_deficit_deg": a.get("slr"),
+        "ake_discomfort": None if ake is None else str(ake).lower(),
+    }  # fmt: skip
+    tests = []
     if "lsi" in a:
         test = str(a.get("lsi_test") or "nordic_eccentric")
         if test not in TESTS:
             raise LookupInputError(f"--lsi-test: expected one of {', '.join(TESTS)}, got {test!r}")
-        known[f"lsi_{TESTS[test]}"] = _in_range("lsi", float(a["lsi"]), 0.05, 2.0)
-        known["strength_tested_in_rehab"] = True
-    return known
+        lsi = _in_range("lsi", float(a["lsi"]), 0.05, 2.0)
+        # Involved (left) ÷ uninvolved (right) is the answer itself, to the bit.
+        tests.append(
+            {"test_id": "lookup-test", "athlete_id": _ATHLETE, "test_date": today,
+             "test": test, "left": lsi, "right": 1.0, "unit": UNITS[test]}
+        )  # fmt: skip
+    columns = {
+        "strength_tests": ["test_id", "athlete_id", "test_date", "test", "left", "right", "unit"]
+    }
+    return {
+        "athletes": pd.DataFrame([athletes]),
+        "injuries": pd.DataFrame(injuries),
+        "strength_tests": pd.DataFrame(tests, columns=columns["strength_tests"]),
+        "return_to_run": pd.DataFrame([rehab]),
+        "follow_up": pd.DataFrame([{"athlete_id": _ATHLETE, "observed_until": today}]),
+    }
+
+
+# Answer -> the feature it is, when it is one on its own.
+ANSWER_FEATURES: tuple[tuple[str, str], ...] = (
+    ("age", "age_years"),
+    ("sex", "sex"),
+    ("discipline", "discipline"),
+    ("level", "level"),
+    ("prior_injuries", "prior_injuries"),
+    ("grade", "bamic_grade"),
+    ("site", "bamic_site"),
+    ("days_to_return", "days_injury_to_return_to_sport"),
+    ("phase3_done", "phase3_done"),
+    ("peak_sprint", "peak_sprint_pct"),
+    ("pain", "pain_at_return"),
+    ("slr", "slr_deficit_deg"),
+    ("ake", "ake_discomfort"),
+)
+
+
+def answered_features(answers: Mapping[str, Any], config: FeaturesConfig) -> list[str]:
+    """The features the answers determine: the others stay unknown and are averaged over.
+
+    A feature counts only when the answers fix it whatever the records left out would say:
+    ``prior_injuries`` alone fixes the same-side and last-year counts only when it is 0; a
+    grade 0 has no site (data contract), so it fixes the site as missing; the time against
+    the usual for the grade needs the site too where ``config`` has an intratendinous usual.
+    """
+    a = {key: value for key, value in answers.items() if value is not None}
+    names = [name for flag, name in ANSWER_FEATURES if flag in a]
+    if "prior_injuries" in a and float(a["prior_injuries"]) == 0:
+        names += ["prior_injuries_same_side", "prior_injuries_recent",
+                  "days_since_last_prior_injury"]  # fmt: skip
+    grade = float(a["grade"]) if "grade" in a else None
+    if "site" in a:
+        names.append("intratendinous")
+    elif grade == 0:
+        names += ["bamic_site", "intratendinous"]
+    usual_needs_site = grade in config.typical_return_days.intratendinous
+    if "days_to_return" in a and grade is not None and ("site" in a or not usual_needs_site):
+        names.append("return_to_sport_time_vs_grade")
+    if "lsi" in a:
+        test = str(a.get("lsi_test") or "nordic_eccentric")
+        names += [f"lsi_{TESTS[test]}", "strength_tested_in_rehab"]
+    return names
+
+
+def known_features(
+    answers: Mapping[str, Any], model: RegisteredModel, *, as_of: dt.date
+) -> dict[str, Any]:
+    """Feature values the answers determine, built as for a cohort's athlete.
+
+    Answers (all optional): ``prior_injuries``, ``lsi`` with ``lsi_test`` (default the Nordic
+    test), ``grade``, ``site``, ``days_to_return``, ``phase3_done``, ``ake``,
+    ``peak_sprint``, ``age``, ``sex``, ``level``, ``discipline``, ``pain``, ``slr``. They
+    become one athlete's records (``answers_cohort``), which go through the data contract's
+    validation and the model's own feature functions and settings, like any cohort's; of
+    the features built, those the answers determine (``answered_features``) are known.
+
+    Raises:
+        LookupInputError: an answer the contract (or the flag) does not allow: names the
+            flag and the contract's rule id.
+    """
+    from pipeline.io import write_tables
+    from pipeline.validate import validate_cohort
+
+    if not any(value is not None for value in answers.values()):
+        return {}
+    tables = answers_cohort(answers, as_of)
+    with tempfile.TemporaryDirectory(prefix="hamrisk-lookup-") as folder:
+        write_tables(tables, folder)
+        validation = validate_cohort(folder, today=as_of)
+    _refuse_set_aside(validation.set_aside, answers)
+    row = _latest_features(validation.cohort, model, as_of, _ATHLETE)[0]
+    named = answered_features(answers, model.definition.config)
+    return {name: row[name] for name in named if name in row}
+
+
+def _refuse_set_aside(set_aside: pd.DataFrame, answers: Mapping[str, Any]) -> None:
+    """Raise for the first rule an answer breaks, naming the flags behind it and the rule."""
+    for line in set_aside.itertuples(index=False):
+        if str(line.rule).endswith((".parent_set_aside", ".exists")):
+            continue  # follows from another failure, reported itself
+        flags = [
+            FLAG_OF_COLUMN[(line.table, column)]
+            for column in str(line.column).split(",")
+            if (line.table, column) in FLAG_OF_COLUMN
+        ]
+        given = " ".join(
+            f"--{flag} {answers.get(flag.replace('-', '_'))}" for flag in dict.fromkeys(flags)
+        )
+        raise LookupInputError(
+            f"{given or 'the answers'}: the data contract does not allow this "
+            f"(rule {line.table}.{line.rule}, value {line.value})"
+        )
 
 
 # --- the risk, averaged over what is not known -------------------------------------------------
@@ -425,35 +561,23 @@ def _suggestions(
 def athlete_known_features(
     folder: Path | str,
     athlete_id: str,
-    features_config: FeaturesConfig,
+    model: RegisteredModel,
     *,
     as_of: dt.date,
 ) -> tuple[dict[str, Any], str]:
     """The features of the athlete's latest index episode as known on ``as_of``, and what it is.
 
-    Every feature is known here: one not recorded is known to be missing.
+    Every feature is known here: one not recorded is known to be missing. Episodes and
+    features are built as ``model``'s feature definition says.
 
     Raises:
         UnusableInputError: the cohort cannot be read.
         LookupInputError: the athlete has no index episode in the cohort.
     """
-    from features import build_feature_frame
-    from pipeline.episodes import index_episodes
     from pipeline.validate import validate_cohort
 
     cohort = validate_cohort(folder, today=as_of).cohort
-    episodes = index_episodes(cohort, as_of, features_config.outcome)
-    mine = episodes[(episodes["athlete_id"].astype(str) == athlete_id).to_numpy(dtype=bool)]
-    if mine.empty:
-        raise LookupInputError(
-            f"{folder}: athlete {athlete_id!r} has no treated injury (index episode) on or "
-            f"before {as_of.isoformat()}"
-        )
-    latest = mine.tail(1).reset_index(drop=True)
-    features = build_feature_frame(cohort, latest, features_config)
-    row = features.iloc[0]
-    known = {name: (np.nan if _missing(value) else value) for name, value in row.items()}
-    episode = latest.iloc[0]
+    known, episode = _latest_features(cohort, model, as_of, athlete_id, folder=folder)
     about = (
         f"athlete {athlete_id}, injury {episode['injury_id']} of "
         f"{episode['injury_date']:%Y-%m-%d}, "
@@ -464,6 +588,36 @@ def athlete_known_features(
         )
     )
     return known, about
+
+
+def _latest_features(
+    cohort: Cohort,
+    model: RegisteredModel,
+    as_of: dt.date,
+    athlete_id: str,
+    folder: Path | str = "answers",
+) -> tuple[dict[str, Any], pd.Series]:
+    """The model's features of the athlete's latest index episode, and that episode."""
+    from pipeline.episodes import index_episodes
+
+    episodes = index_episodes(cohort, as_of, model.definition.config.outcome)
+    mine = episodes[(episodes["athlete_id"].astype(str) == athlete_id).to_numpy(dtype=bool)]
+    if mine.empty:
+        raise LookupInputError(
+            f"{folder}: athlete {athlete_id!r} has no treated injury (index episode) on or "
+            f"before {as_of.isoformat()}"
+        )
+    latest = mine.tail(1).reset_index(drop=True)
+    row = model.feature_frame(cohort, latest).iloc[0]
+    known = {name: _plain(value) for name, value in row.items()}
+    return known, latest.iloc[0]
+
+
+def _plain(value: Any) -> Any:
+    """A feature value as Python: NaN when missing, else a float, bool or str."""
+    if _missing(value):
+        return np.nan
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def format_lookup(result: LookupResult) -> str:

@@ -11,7 +11,11 @@ version.
 
 An additive model (boosted stumps) is cached in its compact form (:mod:`models.compact`):
 the same risks, intervals and contributions to the bit, loaded without LightGBM,
-scikit-learn or SciPy. Other models are cached whole.
+scikit-learn or SciPy. Other models are cached whole. Either way the cache entry carries
+the version's feature definition (:mod:`features.definition`), as the registered model
+does: a model is always fed the features it was trained on, whatever
+``configs/features.yaml`` says today, and is refused when the code's feature registry no
+longer computes them the same way.
 """
 
 from __future__ import annotations
@@ -25,20 +29,66 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import pandas as pd
+
+from features import CohortTables, build_feature_frame
+from features.definition import FeatureDefinition
+from pipeline.errors import HamriskError
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CACHE_FOLDER = Path(".cache") / "models"
-# Named for what it holds (the compact model where there is one); a file of another
-# format is never read.
-CACHE_FILE = "model.2.pkl"
+# Named for what it holds (the compact model where there is one, and the feature
+# definition); a file of another format is never read.
+CACHE_FILE = "model.3.pkl"
+
+
+class FeatureDefinitionError(HamriskError):
+    """A model whose features the code or the cohort cannot build as it was trained on."""
 
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """A fitted model (``RiskModel`` or its ``CompactRiskModel``) and the version it is."""
+    """A fitted model (``RiskModel`` or its ``CompactRiskModel``), the version it is, and
+    the feature definition it was trained on."""
 
     risk_model: Any
     name: str
     version: str
+    definition: FeatureDefinition
+
+    def check_features(self) -> None:
+        """Raise unless the code's feature registry builds this model's columns as at training.
+
+        Raises:
+            FeatureDefinitionError: names the model version and each column that differs.
+        """
+        differences = self.definition.differences()
+        if differences:
+            raise FeatureDefinitionError(
+                f"model {self.name} version {self.version} was trained on features this code "
+                f"(hamrisk, trained with {self.definition.package_version}) builds differently: "
+                + "; ".join(differences)
+                + "; retrain it, or score with the code it was trained with"
+            )
+
+    def feature_frame(self, cohort: CohortTables, episodes: pd.DataFrame) -> pd.DataFrame:
+        """The episodes' features as this model was trained on them: its columns, its order,
+        its feature settings.
+
+        Raises:
+            FeatureDefinitionError: the code builds a column differently (see
+                ``check_features``), or the cohort lacks a column a feature reads.
+        """
+        self.check_features()
+        try:
+            return build_feature_frame(
+                cohort, episodes, self.definition.config, columns=self.definition.names
+            )
+        except KeyError as exc:
+            raise FeatureDefinitionError(
+                f"model {self.name} version {self.version}: the cohort cannot supply its "
+                f"features (no column {exc.args[0]!r})"
+            ) from None
 
 
 def store_database() -> Path | None:
@@ -123,6 +173,8 @@ def load_model(uri: str) -> RegisteredModel:
     Raises:
         HamriskError: the URI names no existing version (the message lists those that do),
             or the store cannot be reached.
+        FeatureDefinitionError: the version carries no feature definition, or the code's
+            feature registry no longer builds its columns as at training.
     """
     db, found = _local_version(uri)
     if db is not None and found is not None:
@@ -130,17 +182,33 @@ def load_model(uri: str) -> RegisteredModel:
         if cached.is_file():
             with cached.open("rb") as handle:
                 # Written by cloudpickle, whose output plain pickle reads.
-                return RegisteredModel(pickle.load(handle), found[0], found[1])
+                entry = pickle.load(handle)
+            model = RegisteredModel(
+                entry["risk_model"],
+                found[0],
+                found[1],
+                FeatureDefinition.from_dict(entry["feature_definition"]),
+            )
+            model.check_features()
+            return model
     from pipeline import registry  # MLflow is imported on use
 
     name, version = registry.resolve_model_version(uri)
     pinned = _pinned(uri, name, version)
-    full = registry.load_risk_model(pinned).unwrap_python_model().risk_model
+    pyfunc = registry.load_risk_model(pinned).unwrap_python_model()
+    if pyfunc.feature_definition is None:
+        raise FeatureDefinitionError(
+            f"model {name} version {version} carries no feature definition (registered by an "
+            "older hamrisk); retrain it"
+        )
+    full = pyfunc.risk_model
     compact = full.compact() if hasattr(full, "compact") else None
-    model = RegisteredModel(full if compact is None else compact, name, version)
+    fitted = full if compact is None else compact
+    model = RegisteredModel(fitted, name, version, pyfunc.feature_definition)
+    model.check_features()
     found = registered_version(db, pinned) if db is not None else None
     if found is not None:
-        _write_cache(_cache_path(db, *found), model.risk_model)
+        _write_cache(_cache_path(db, *found), model)
     return model
 
 
@@ -149,15 +217,19 @@ def _cache_path(db: Path, name: str, version: str, created: int) -> Path:
     return db.parent / CACHE_FOLDER / safe / f"v{version}-{created}" / CACHE_FILE
 
 
-def _write_cache(path: Path, risk_model: Any) -> None:
+def _write_cache(path: Path, model: RegisteredModel) -> None:
     """Write atomically; a cache that cannot be written only costs the next load time."""
     import cloudpickle
 
     from pipeline.io import atomic_file
 
+    entry = {
+        "risk_model": model.risk_model,
+        "feature_definition": model.definition.as_dict(),
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path, "wb") as out:
-            cloudpickle.dump(risk_model, out)
+            cloudpickle.dump(entry, out)
     except OSError:
         return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.metadata
+import json
 import math
 import os
 import re
@@ -44,6 +45,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
 from sqlalchemy.exc import SQLAlchemyError
 
+from features.definition import FeatureDefinition
 from pipeline.config import GatesConfig
 from pipeline.errors import HamriskError
 
@@ -55,6 +57,8 @@ HOME_ENV = "HAMRISK_HOME"
 # Packages copied into every logged model, so `mlflow models serve` runs from any folder.
 MODEL_PACKAGES = ("pipeline", "features", "models")
 MODEL_ARTIFACT = "model"
+# The pyfunc artifact holding the model's feature definition (features.definition), as JSON.
+FEATURE_DEFINITION_ARTIFACT = "feature_definition"
 # Held-out metrics logged by training, in the order `models list` shows the key ones.
 METRIC_NAMES = (
     "auc",
@@ -268,19 +272,33 @@ class RiskPyfunc(mlflow.pyfunc.PythonModel):
 
     The wrapped object needs ``predict_risk(X)``, ``predict_interval(X) -> (low, high)``
     and ``contributions(X)``; it travels as a pickled artifact, not inside this wrapper.
+    The feature definition it was trained on (``features.definition``) travels beside it
+    as JSON: the settings and columns scoring must build its input with.
     """
 
-    def __init__(self, risk_model: Any = None) -> None:
+    def __init__(
+        self, risk_model: Any = None, feature_definition: FeatureDefinition | None = None
+    ) -> None:
         self._risk_model = risk_model
+        self._feature_definition = feature_definition
 
     @property
     def risk_model(self) -> Any:
         """The wrapped fitted model (for contributions, which the pyfunc output omits)."""
         return self._risk_model
 
+    @property
+    def feature_definition(self) -> FeatureDefinition | None:
+        """How the model's input is built; ``None`` for a model logged without one."""
+        return self._feature_definition
+
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         with open(context.artifacts["risk_model"], "rb") as handle:
             self._risk_model = cloudpickle.load(handle)
+        path = context.artifacts.get(FEATURE_DEFINITION_ARTIFACT)
+        if path is not None:
+            document = json.loads(Path(path).read_text(encoding="utf-8"))
+            self._feature_definition = FeatureDefinition.from_dict(document)
 
     def predict(
         self,
@@ -352,7 +370,9 @@ def as_model_input(features: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _log_risk_model(risk_model: Any, input_example: pd.DataFrame) -> None:
+def _log_risk_model(
+    risk_model: Any, feature_definition: FeatureDefinition, input_example: pd.DataFrame
+) -> None:
     # The index of a feature frame is the injury id: drop it so no id reaches MLflow.
     example = input_example.reset_index(drop=True)
     output = RiskPyfunc(risk_model).predict(None, example)
@@ -360,10 +380,15 @@ def _log_risk_model(risk_model: Any, input_example: pd.DataFrame) -> None:
         pickled = Path(tmp) / "risk_model.pkl"
         with pickled.open("wb") as handle:
             cloudpickle.dump(risk_model, handle)
+        definition = Path(tmp) / "feature_definition.json"
+        definition.write_text(json.dumps(feature_definition.as_dict(), indent=2), "utf-8")
         mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=RiskPyfunc(),
-            artifacts={"risk_model": str(pickled)},
+            artifacts={
+                "risk_model": str(pickled),
+                FEATURE_DEFINITION_ARTIFACT: str(definition),
+            },
             code_paths=_stage_code(Path(tmp) / "code"),
             signature=_signature(example, output),
             input_example=example,
@@ -424,6 +449,7 @@ def log_training_run(
     feature_names: list[str],
     figures: Mapping[str, Figure],
     risk_model: Any,
+    feature_definition: FeatureDefinition,
     input_example: pd.DataFrame,
     tags: Mapping[str, str],
     development_episodes: Mapping[str, Any] | None = None,
@@ -440,6 +466,7 @@ def log_training_run(
         figures: matplotlib figures logged as ``figures/<key>.png``.
         risk_model: fitted object with ``predict_risk``, ``predict_interval``,
             ``contributions``.
+        feature_definition: how the training frame was built; travels with the model.
         input_example: a few synthetic rows of the feature frame (never real athletes).
         tags: run tags (data source, git commit...), no athlete identifiers.
         development_episodes: the salted fingerprint set of the episodes the model was
@@ -460,7 +487,7 @@ def log_training_run(
                 mlflow.log_dict(dict(development_episodes), DEVELOPMENT_EPISODES_ARTIFACT)
             for key, figure in figures.items():
                 mlflow.log_figure(figure, f"figures/{key}.png")
-            _log_risk_model(risk_model, input_example)
+            _log_risk_model(risk_model, feature_definition, input_example)
         return run.info.run_id
 
 

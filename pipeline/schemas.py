@@ -13,6 +13,7 @@ today)`` binds them to a date chosen once at the edge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -23,6 +24,8 @@ import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.compute as arrow_compute
 from pandera.typing import Series
+
+from features.catalog import FEATURES, FEATURES_BY_NAME
 
 # --- vocabularies and bounds of the contract -------------------------------------------------
 
@@ -399,28 +402,28 @@ def rule_ids(table: str) -> tuple[str, ...]:
 
 
 # --- FeatureFrame: the model's input, one row per index episode -------------------------------
-# Built from the feature catalog so that the schema, the feature builder and the model can
-# never disagree on a column: exactly the catalog's columns, in its order, indexed by
-# injury_id. Everything may be missing (the model handles missing values); present values
-# respect each feature's floor (counts, days and ratios are never negative).
+# Built from the feature registry so that the schema, the feature builder and the model can
+# never disagree on a column: exactly the registry's columns (or a model's, in its order),
+# indexed by injury_id. Everything may be missing (the model handles missing values);
+# present values respect each feature's floor (counts, days and ratios are never negative).
 
 
-def _feature_frame_schema() -> pa.DataFrameSchema:
-    from features.catalog import DTYPES, FEATURES
-
-    columns = {
+def feature_frame_schema(columns: Sequence[str] | None = None) -> pa.DataFrameSchema:
+    """The schema of a feature frame with ``columns`` (default every registered feature)."""
+    specs = FEATURES if columns is None else tuple(FEATURES_BY_NAME[name] for name in columns)
+    checked = {
         spec.name: pa.Column(
-            DTYPES[spec.kind],
+            spec.dtype,
             nullable=True,
             checks=[]
             if spec.minimum is None
             else [pa.Check.ge(spec.minimum, name=f"{spec.name}.minimum")],
             description=spec.description,
         )
-        for spec in FEATURES
+        for spec in specs
     }
     return pa.DataFrameSchema(
-        columns,
+        checked,
         index=pa.Index("string", name="injury_id", unique=True),
         strict=True,
         ordered=True,
@@ -428,7 +431,7 @@ def _feature_frame_schema() -> pa.DataFrameSchema:
     )
 
 
-FeatureFrame: pa.DataFrameSchema = _feature_frame_schema()
+FeatureFrame: pa.DataFrameSchema = feature_frame_schema()
 
 
 # --- predictions: what `hamrisk score` writes, one row per index episode and model version ---

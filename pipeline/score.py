@@ -30,11 +30,10 @@ import pyarrow.compute as pa_compute
 import pyarrow.parquet as pq
 from pyarrow import csv as pa_csv
 
-from features import build_feature_frame
 from features.catalog import FEATURES_BY_NAME, FeatureSpec
 from models.explain import top_factors
 from pipeline.cohort import Cohort
-from pipeline.config import FeaturesConfig, RiskBandsConfig, ScoreConfig
+from pipeline.config import RiskBandsConfig, ScoreConfig
 from pipeline.episodes import index_episodes
 from pipeline.errors import HamriskError
 from pipeline.model_cache import RegisteredModel, load_model, resolve
@@ -143,7 +142,6 @@ def score_episodes(
     model: RegisteredModel,
     *,
     as_of: dt.date,
-    features_config: FeaturesConfig,
     bands: RiskBandsConfig,
     scored_at: pd.Timestamp,
     n_factors: int = 3,
@@ -151,16 +149,16 @@ def score_episodes(
     """Score every index episode of ``cohort`` as known on ``as_of``.
 
     An episode without a return to sport by ``as_of`` is scored as of ``as_of`` and marked
-    ``provisional``. Features are built by the same functions training used, and risk and
-    interval come from the registered model's own ``RiskModel`` (what its pyfunc serves) or
-    its compact form, which gives the same numbers to the bit, so scoring cannot drift from
-    training or serving.
+    ``provisional``. Episodes and features are built as the model's feature definition
+    says (its outcome window, settings and columns, not today's ``configs/features.yaml``)
+    by the same functions training used, and risk and interval come from the registered
+    model's own ``RiskModel`` (what its pyfunc serves) or its compact form, which gives the
+    same numbers to the bit, so scoring cannot drift from training or serving.
 
     Args:
         cohort: the validated cohort, or the records of some of its athletes.
         model: the loaded model with its registered name and version.
         as_of: the date the predictions speak for.
-        features_config: feature settings (``configs/features.yaml``), as in training.
         bands: risk band thresholds as multiples of the model's base rate.
         scored_at: the run's timestamp (UTC), the same on every row of a run.
         n_factors: how many top factors to put into words.
@@ -168,15 +166,19 @@ def score_episodes(
     Returns:
         A frame valid under ``pipeline.schemas.Predictions``, one row per episode, in the
         order of ``index_episodes`` (athlete, injury date, injury id).
+
+    Raises:
+        FeatureDefinitionError: the code no longer builds the model's features as it was
+            trained on them.
     """
-    episodes = index_episodes(cohort, as_of, features_config.outcome)
+    model.check_features()
+    episodes = index_episodes(cohort, as_of, model.definition.config.outcome)
     if episodes.empty:
         return empty_predictions()
-    features = build_feature_frame(cohort, episodes, features_config)
+    # Only the columns the model was fitted on, with its settings: a registry that has
+    # grown since is not an input of this version.
+    features = model.feature_frame(cohort, episodes)
     risk_model = model.risk_model
-    # Only the columns the model was fitted on: a catalog that has grown since is not an
-    # input of this version.
-    features = features[list(risk_model.feature_names_in_)]
     # The method the pyfunc's predict calls for risk and interval, with the contributions
     # from the same pass.
     assessed = risk_model.assess(features)
@@ -359,7 +361,6 @@ def run_scoring(
     *,
     model: RegisteredModel | str,
     config: ScoreConfig,
-    features_config: FeaturesConfig,
     as_of: dt.date | None = None,
     today: dt.date | None = None,
     rejects: Path | str | None = None,
@@ -374,7 +375,6 @@ def run_scoring(
         out: the predictions file, ``.csv`` or ``.parquet``.
         model: a loaded model, or a model URI to load.
         config: ``configs/score.yaml``.
-        features_config: ``configs/features.yaml``.
         as_of: the date predictions speak for (default: ``today``).
         today: the run's date for validation (default: the clock's date).
         rejects: where set-aside records go (default: ``OUT.rejects.csv`` beside ``out``).
@@ -384,7 +384,8 @@ def run_scoring(
 
     Raises:
         UnusableInputError: the cohort cannot be read.
-        HamriskError: the model URI names no version (exit code 2).
+        HamriskError: the model URI names no version (exit code 2), or the code no longer
+            builds the model's features as it was trained on them.
         OutputError: the output cannot be written or appended to.
         LockedError: another run held the lock for longer than ``lock_timeout``.
     """
@@ -419,9 +420,7 @@ def run_scoring(
         existing = read_predictions(out) if only_new and out.exists() else None
         if existing is not None:
             _check_same_model(out, existing, model)
-        summary = _score_and_write(
-            validation, out, fmt, model, config, features_config, as_of, existing, progress
-        )
+        summary = _score_and_write(validation, out, fmt, model, config, as_of, existing, progress)
         try:
             write_rejects(validation.set_aside, rejects_path)
         except OSError as exc:
@@ -447,7 +446,6 @@ def _score_and_write(
     fmt: str,
     model: RegisteredModel,
     config: ScoreConfig,
-    features_config: FeaturesConfig,
     as_of: dt.date,
     existing: pd.DataFrame | None,
     progress: Callable[[int, int], None] | None,
@@ -481,7 +479,6 @@ def _score_and_write(
                     part,
                     model,
                     as_of=as_of,
-                    features_config=features_config,
                     bands=config.bands,
                     scored_at=scored_at,
                     n_factors=config.top_factors,

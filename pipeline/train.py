@@ -9,6 +9,7 @@ promotion decision.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from features import build_feature_frame
 from features.catalog import FEATURES
+from features.definition import FeatureDefinition
 from models import plots
 from models.estimators import RiskModel
 from models.evaluation import (
@@ -432,6 +434,13 @@ def train_model(
         feature_names=list(development.model.feature_names_in_),
         figures=development.figures,
         risk_model=development.model,
+        # The model carries how its training frame was built: scoring, lookups and audits
+        # rebuild its features from this, not from whatever configs/features.yaml says then.
+        feature_definition=FeatureDefinition.of(
+            features_config,
+            list(development.model.feature_names_in_),
+            importlib.metadata.version("hamrisk"),
+        ),
         input_example=registry.as_model_input(synthetic_input_example(data.features)),
         tags={"hamrisk.stage": "train", "hamrisk.candidate": development.candidate.kind},
     )

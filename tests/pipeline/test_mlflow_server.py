@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from features.definition import FeatureDefinition
 from pipeline import registry
-from pipeline.config import GatesConfig
+from pipeline.config import FeaturesConfig, GatesConfig
 from pipeline.errors import HamriskError
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.xdist_group("mlflow-server")]
@@ -121,6 +122,7 @@ def test_log_register_promote_and_load_over_http(server, monkeypatch, tmp_path):
         feature_names=["prior_injuries"],
         figures={},
         risk_model=ConstantRiskModel(),
+        feature_definition=FeatureDefinition.of(FeaturesConfig(), ["prior_injuries"], "0.0.0"),
         input_example=example,
         tags={"data_source": "synthetic"},
     )

@@ -18,9 +18,10 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from features.definition import FeatureDefinition
 from pipeline import registry
 from pipeline.cli import app
-from pipeline.config import CONFIG_DIR, GatesConfig
+from pipeline.config import CONFIG_DIR, FeaturesConfig, GatesConfig
 from pipeline.errors import HamriskError
 
 MODEL = "hamstring-reinjury"
@@ -59,6 +60,10 @@ class StandInRiskModel:
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         return X[["prior_injuries", "strength_lsi"]] * self.weights
+
+
+# What registration carries of how the features were built (the stand-ins read their own).
+DEFINITION = FeatureDefinition.of(FeaturesConfig(), ["prior_injuries"], "0.0.0")
 
 
 def feature_frame(n: int, seed: int) -> pd.DataFrame:
@@ -121,6 +126,7 @@ def logged(home: Path, cohort_folder: Path, tmp_path_factory: pytest.TempPathFac
                 feature_names=list(example.columns),
                 figures={"calibration": figure},
                 risk_model=risk_model,
+                feature_definition=DEFINITION,
                 input_example=example,
                 tags={"data_source": "synthetic"},
             )
@@ -348,6 +354,8 @@ def test_champion_loads_and_predicts_exactly_like_the_fitted_model(logged):
     # The wrapped object is reachable for contributions.
     unwrapped = loaded.unwrap_python_model().risk_model
     assert unwrapped.contributions(frame).shape == (50, 2)
+    # The feature definition travels with the model.
+    assert loaded.unwrap_python_model().feature_definition == DEFINITION
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,6 @@ def scored(trained_model, tmp_path_factory):
         cohort,
         model,
         as_of=today,
-        features_config=FEATURES,
         bands=SETTINGS.bands,
         scored_at=pd.Timestamp("2026-11-01T03:00:00Z"),
     )
@@ -130,7 +129,6 @@ def _run(trained_model, out, **kwargs):
         out,
         model=kwargs.pop("model"),
         config=settings,
-        features_config=FEATURES,
         as_of=trained_model["today"],
         today=trained_model["today"],
         **kwargs,
@@ -223,7 +221,7 @@ def test_unknown_version_lists_the_versions_that_exist(trained_model, monkeypatc
 def test_as_of_before_an_injury_leaves_it_out(scored, trained_model):
     early = dt.date(2024, 1, 1)
     predictions = score_episodes(
-        scored["cohort"], scored["model"], as_of=early, features_config=FEATURES,
+        scored["cohort"], scored["model"], as_of=early,
         bands=SETTINGS.bands, scored_at=pd.Timestamp("2026-11-01T03:00:00Z"),
     )  # fmt: skip
     injuries = scored["cohort"].injuries.set_index("injury_id")["injury_date"]
@@ -237,8 +235,8 @@ def test_a_cohort_without_episodes_scores_to_an_empty_file(scored, trained_model
     empty = dt.date(1990, 1, 1)
     out = tmp_path / "p.parquet"
     run_scoring(
-        trained_model["cohort"], out, model=scored["model"], config=SETTINGS,
-        features_config=FEATURES, as_of=empty, today=trained_model["today"],
+        trained_model["cohort"], out, model=scored["model"], config=SETTINGS, as_of=empty,
+        today=trained_model["today"],
     )  # fmt: skip
     assert read_predictions(out).empty
     assert Path(f"{out}.lock").exists()
