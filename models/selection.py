@@ -8,6 +8,12 @@ score is reported beside it. Candidates are compared on the classifier's own
 probabilities (``calibration="none"`` by default): recalibration is fitted afterwards by
 :class:`~models.estimators.RiskModel` for the chosen one, and nesting it inside every fold
 would multiply the cost by the number of folds for little change in the ranking.
+
+Each LightGBM candidate chooses its own number of rounds inside every training fold (by
+an inner grouped cross-validation with early stopping, as
+:class:`~models.estimators.RiskModel` always does), so the outer folds judge the whole
+procedure, round choice included, on athletes it never saw (nested cross-validation).
+The table reports the rounds the folds chose.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ def select_model(
     monotone: Mapping[str, int] | None = None,
     categorical: Sequence[str] | None = None,
     calibration: str = "none",
+    early_stopping: int = 100,
 ) -> Selection:
     """The candidate with the lowest mean grouped-CV weighted log loss.
 
@@ -54,11 +61,13 @@ def select_model(
         random_state: seed of the folds and of every fit.
         monotone, categorical: passed to every :class:`RiskModel`.
         calibration: calibration used inside the folds (default ``"none"``).
+        early_stopping: LightGBM's patience when choosing rounds (0: fixed rounds).
 
     Returns:
         :class:`Selection` with ``best`` (the winning candidate dict) and ``table``: one
         row per candidate with ``kind``, ``params`` (JSON), ``log_loss``, ``log_loss_sd``,
-        ``brier``, ``brier_sd`` (means and SDs over folds) and ``rank``; ties go to the
+        ``brier``, ``brier_sd`` (means and SDs over folds), ``rounds`` (LightGBM: the
+        median over folds of the rounds chosen; else missing) and ``rank``; ties go to the
         earlier candidate.
 
     Raises:
@@ -86,7 +95,7 @@ def select_model(
     )
     rows = []
     for cand in candidates:
-        losses, briers = [], []
+        losses, briers, rounds = [], [], []
         for train, test in folds:
             model = RiskModel(
                 kind=cand["kind"],
@@ -96,8 +105,10 @@ def select_model(
                 calibration=calibration,
                 cv=min(cv, 3),
                 n_bootstrap=0,
+                early_stopping=early_stopping,
                 random_state=random_state,
             ).fit(X.iloc[train], y[train], w[train], groups[train])
+            rounds.append(model.params_.get("n_estimators", np.nan))
             risk = model.predict_risk(X.iloc[test])
             losses.append(log_loss(y[test], risk, w[test]))
             briers.append(brier_score(y[test], risk, w[test]))
@@ -109,6 +120,7 @@ def select_model(
                 "log_loss_sd": float(np.std(losses, ddof=1)) if len(losses) > 1 else np.nan,
                 "brier": float(np.mean(briers)),
                 "brier_sd": float(np.std(briers, ddof=1)) if len(briers) > 1 else np.nan,
+                "rounds": float(np.median(rounds)),
             }
         )
     table = pd.DataFrame(rows)

@@ -185,12 +185,22 @@ def test_stumps_are_scored_from_step_tables_that_match_the_trees(fitted, holdout
     np.testing.assert_allclose(fitted.predict_risk(X), walked, rtol=0, atol=1e-12)
     shap = fitted.classifier_.predict(m, pred_contrib=True)[:, :-1]
     np.testing.assert_allclose(fitted.contributions(X).to_numpy(), shap, rtol=0, atol=1e-10)
-    members = np.array([b.predict(m, raw_score=True) for b in fitted.members_])
-    main = fitted.classifier_.predict(m, raw_score=True)
-    spread = members - members.mean(axis=0)
-    low = np.quantile(spread, 0.025, axis=0)
-    expected = np.minimum(fitted.calibrator_.predict(main + low), walked)
-    np.testing.assert_allclose(fitted.predict_interval(X)[0], expected, rtol=0, atol=1e-12)
+    # Each member's calibrated log-odds from its own trees and Platt map; the interval is
+    # the point risk's log-odds -/+ 1.96 of their standard deviations.
+    members = np.array(
+        [
+            slope * b.predict(m, raw_score=True) + intercept
+            for b, (slope, intercept) in zip(
+                fitted.members_, fitted.member_calibration_, strict=True
+            )
+        ]
+    )
+    sd = members.std(axis=0, ddof=1)
+    z = 1.959963984540054
+    logit = np.log(walked / (1 - walked))
+    low, high = fitted.predict_interval(X)
+    np.testing.assert_allclose(low, np.minimum(1 / (1 + np.exp(z * sd - logit)), walked), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(high, np.maximum(1 / (1 + np.exp(-z * sd - logit)), walked), atol=1e-12, rtol=0)
 
 
 def test_a_model_pickled_without_step_tables_builds_them(fitted, holdout):
@@ -207,7 +217,7 @@ def test_calibration_improves_a_miscalibrated_by_design_model(episodes, holdout)
     # comparison isolates the calibrator.
     overfit = {"n_estimators": 150, "learning_rate": 0.3, "num_leaves": 63, "min_child_samples": 2}
     for method in ("sigmoid", "isotonic"):
-        model = _model(params=overfit, calibration=method, n_bootstrap=0).fit(
+        model = _model(params=overfit, calibration=method, n_bootstrap=0, early_stopping=0).fit(
             episodes.X, episodes.y, episodes.w, episodes.groups
         )
         raw = model._raw_score(model.classifier_, model.prep_.transform(holdout.X))
@@ -293,7 +303,8 @@ def test_non_numeric_value_names_column_and_row(episodes):
 
 
 def test_path_contributions_rank_features_like_shap(episodes, holdout):
-    model = _model(n_bootstrap=0, calibration="none").fit(
+    # All 60 rounds (no early stopping): enough trees for the attributions to settle.
+    model = _model(n_bootstrap=0, calibration="none", early_stopping=0).fit(
         episodes.X, episodes.y, episodes.w, episodes.groups
     )
     X = holdout.X.iloc[:500]
