@@ -46,6 +46,7 @@ Per-athlete intervals come from a bootstrap of this whole procedure; see
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -125,6 +126,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         early_stopping: LightGBM only: the configured rounds are a ceiling, and the number
             used is chosen by grouped cross-validation, stopping after this many rounds
             without improvement of the held-out weighted log loss (0: fixed rounds).
+        n_jobs: bootstrap members fitted at the same time (threads; each LightGBM fit
+            uses one).
         random_state: seed for folds, bootstrap draws and LightGBM.
 
     Fitted attributes: ``feature_names_in_``, ``n_features_in_``, ``classes_``,
@@ -147,6 +150,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         cv: int = 5,
         n_bootstrap: int = 8,
         early_stopping: int = 100,
+        n_jobs: int = 1,
         random_state: int | None = None,
     ) -> None:
         self.kind = kind
@@ -157,6 +161,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.cv = cv
         self.n_bootstrap = n_bootstrap
         self.early_stopping = early_stopping
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     # ---- fitting -------------------------------------------------------------------
@@ -254,6 +259,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"early_stopping must be a non-negative integer (got {self.early_stopping!r})"
             )
+        if not (isinstance(self.n_jobs, int) and self.n_jobs >= 1):
+            raise ValueError(f"n_jobs must be a positive integer (got {self.n_jobs!r})")
         if not (isinstance(self.n_bootstrap, int) and self.n_bootstrap >= 0):
             raise ValueError(
                 f"n_bootstrap must be a non-negative integer (got {self.n_bootstrap!r})"
@@ -468,17 +475,21 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         instead of ``cv``), and a Platt map is fitted on their scores. The candidate, its
         other parameters and the censoring weights are held at the main fit's.
         """
-        members, calibration = [], []
         labels, index = np.unique(g, return_inverse=True)
+        # Draws and seeds first, in order: the members are then the same however many
+        # threads fit them.
+        draws = []
         for _ in range(self.n_bootstrap):
             draw = rng.randint(len(labels), size=len(labels))
-            seed = int(rng.randint(np.iinfo(np.int32).max))
+            draws.append((draw, int(rng.randint(np.iinfo(np.int32).max))))
+
+        def fit_member(draw: np.ndarray, seed: int) -> tuple[Any, tuple[float, float]] | None:
             # Resampling athletes with replacement = weighting each episode by how many
             # times its athlete was drawn.
             times = np.bincount(draw, minlength=len(labels))[index].astype(np.float64)
             inbag, oob = times > 0, times == 0
             if len(np.unique(y[inbag])) < 2 or len(np.unique(y[oob])) < 2:
-                continue
+                return None
             held_out = (m[oob], y[oob], w[oob])
             stop_on = held_out if self.kind == "lightgbm" and self.early_stopping else None
             member = self._fit_classifier(
@@ -488,9 +499,14 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             platt = SigmoidCalibrator().fit(score, held_out[1], held_out[2])
             if platt.slope_ <= 0:
                 platt = SigmoidCalibrator().fit(score, held_out[1], held_out[2], slope=1.0)
-            members.append(member)
-            calibration.append((platt.slope_, platt.intercept_))
-        return members, np.array(calibration, dtype=np.float64).reshape(-1, 2)
+            return member, (platt.slope_, platt.intercept_)
+
+        # LightGBM releases the GIL while it trains: threads share the data without copies.
+        with ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
+            fitted = [f for f in pool.map(lambda d: fit_member(*d), draws) if f is not None]
+        members = [member for member, _ in fitted]
+        calibration = np.array([c for _, c in fitted], dtype=np.float64).reshape(-1, 2)
+        return members, calibration
 
     # ---- prediction ----------------------------------------------------------------
 

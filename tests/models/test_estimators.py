@@ -85,9 +85,24 @@ def test_fit_is_deterministic_for_a_random_state(episodes, holdout):
     X = holdout.X.iloc[:500]
     for kind in ("lightgbm", "logistic"):
         a = _model(kind).fit(episodes.X, episodes.y, episodes.w, episodes.groups)
-        b = _model(kind).fit(episodes.X, episodes.y, episodes.w, episodes.groups)
+        # Members fitted two at a time are the members fitted one after another.
+        b = _model(kind, n_jobs=2).fit(episodes.X, episodes.y, episodes.w, episodes.groups)
         np.testing.assert_array_equal(a.predict_risk(X), b.predict_risk(X))
         np.testing.assert_array_equal(a.predict_interval(X), b.predict_interval(X))
+
+
+def test_rounds_are_chosen_within_the_ceiling_and_leaves_follow_the_sample(episodes):
+    ceiling = {**SMALL_LGB, "n_estimators": 400, "learning_rate": 0.3, "min_child_samples": 500}
+    model = _model(params=ceiling, n_bootstrap=0).fit(
+        episodes.X, episodes.y, episodes.w, episodes.groups
+    )
+    # A high learning rate overfits long before 400 rounds: early stopping cuts it short.
+    assert 1 <= model.params_["n_estimators"] < 400
+    assert model.classifier_.current_iteration() == model.params_["n_estimators"]
+    # 500 rows per leaf cannot split 1,500 episodes; the cap lets a fold of them split.
+    fold_rows = np.sum(episodes.w > 0) * (1 - 1 / model.cv)
+    assert model.params_["min_child_samples"] == int(fold_rows / 20)
+    assert np.ptp(model.predict_risk(episodes.X)) > 0
 
 
 def _grid(X: pd.DataFrame, column: str, values: np.ndarray) -> pd.DataFrame:
