@@ -105,7 +105,9 @@ def run_spread(work: Path, configs: Configs, settings: SpreadSettings) -> Spread
                 "athletes": size,
                 "episodes": len(train.labels),
                 "candidate": candidate.kind
-                + ("" if candidate.kind != "lightgbm" else f" {candidate.params.get('num_leaves')}"),
+                + (
+                    "" if candidate.kind != "lightgbm" else f" {candidate.params.get('num_leaves')}"
+                ),
                 "rounds": model.params_.get("n_estimators", np.nan),
                 "calibration": model.calibration_,
                 "members": len(model.members_),

@@ -134,7 +134,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     ``prep_``, ``params_`` (the classifier's effective parameters, LightGBM's chosen
     ``n_estimators`` and capped ``min_child_samples`` included), ``classifier_``,
     ``calibrator_``, ``calibration_``, ``calibration_losses_``, ``members_`` and
-    ``member_calibration_`` (each member's Platt slope and intercept), ``base_rate_`` (weighted event rate of the training episodes),
+    ``member_calibration_`` (each member's Platt slope and intercept), ``cv_scores_``
+    (per fold, ``log_loss`` and ``brier`` of the cross-fitted scores, when computed),
+    ``base_rate_`` (weighted event rate of the training episodes),
     ``reference_`` (binned training distributions, see :mod:`models.drift`),
     ``additive_`` (step tables of the classifier and members when every tree splits on one
     feature, as boosted stumps do; ``None`` otherwise; see :mod:`models.additive`).
@@ -219,9 +221,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.calibration_losses_: dict[str, float] = {}
         oof = None
         if self.kind == "lightgbm" and self.early_stopping:
-            oof = self._cv_rounds(m, yk, wk, gk, seed, fold_seed)
+            folds = self._folds(m, yk, gk, fold_seed)
+            oof = self._cv_rounds(m, yk, wk, folds, seed)
         elif method != "none":
-            oof = self._cross_fitted_scores(m, yk, wk, gk, seed, fold_seed)
+            folds = self._folds(m, yk, gk, fold_seed)
+            oof = self._cross_fitted_scores(m, yk, wk, folds, seed)
+        self.cv_scores_ = None if oof is None else _fold_scores(oof, yk, wk, folds)
         if method == "auto":
             method, self.calibration_losses_ = choose_calibration(oof, yk, wk, gk, self.cv)
         self.classifier_ = self._fit_classifier(m, yk, wk, seed)
@@ -299,12 +304,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         m: np.ndarray,
         y: np.ndarray,
         w: np.ndarray,
-        g: np.ndarray,
+        folds: list[tuple[np.ndarray, np.ndarray]],
         seed: int,
-        fold_seed: int,
     ) -> np.ndarray:
         oof = np.empty(len(y))
-        for train, test in self._folds(m, y, g, fold_seed):
+        for train, test in folds:
             clf = self._fit_classifier(m[train], y[train], w[train], seed)
             oof[test] = self._raw_score(clf, m[test])
         return oof
@@ -314,9 +318,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         m: np.ndarray,
         y: np.ndarray,
         w: np.ndarray,
-        g: np.ndarray,
+        folds: list[tuple[np.ndarray, np.ndarray]],
         seed: int,
-        fold_seed: int,
     ) -> np.ndarray:
         """Choose the rounds by grouped CV (sets ``params_["n_estimators"]``); return the
         cross-fitted raw scores of the fold boosters at that many rounds.
@@ -327,7 +330,6 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         ``early_stopping`` rounds. The bin boundaries are found once on all rows, as
         LightGBM's own cross-validation does; they carry no outcome information.
         """
-        folds = self._folds(m, y, g, fold_seed)
         params, ceiling = _lightgbm_rounds(self.params_)
         params = self._booster_params(params, seed)
         result = lgb.cv(
@@ -697,6 +699,23 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         z = self.classifier_[:-1].transform(m)
         coef = self.classifier_[-1].coef_[0]
         return ((z - self.design_mean_) * coef) @ self.design_map_
+
+
+def _fold_scores(
+    oof: np.ndarray, y: np.ndarray, w: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, list[float]]:
+    """Per fold, the weighted log loss and Brier score of the cross-fitted raw scores read
+    as probabilities (the classifier's own, before calibration)."""
+    from scipy.special import expit
+
+    from models.calibration import weighted_log_loss
+
+    scores: dict[str, list[float]] = {"log_loss": [], "brier": []}
+    for _, test in folds:
+        p, yt, wt = expit(oof[test]), y[test], w[test]
+        scores["log_loss"].append(weighted_log_loss(yt, p, wt))
+        scores["brier"].append(float(np.sum(wt * (p - yt) ** 2) / np.sum(wt)))
+    return scores
 
 
 def _path_table(booster: lgb.Booster, n_features: int) -> np.ndarray:

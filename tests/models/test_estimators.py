@@ -214,8 +214,10 @@ def test_stumps_are_scored_from_step_tables_that_match_the_trees(fitted, holdout
     z = 1.959963984540054
     logit = np.log(walked / (1 - walked))
     low, high = fitted.predict_interval(X)
-    np.testing.assert_allclose(low, np.minimum(1 / (1 + np.exp(z * sd - logit)), walked), atol=1e-12, rtol=0)
-    np.testing.assert_allclose(high, np.maximum(1 / (1 + np.exp(-z * sd - logit)), walked), atol=1e-12, rtol=0)
+    expected_low = np.minimum(1 / (1 + np.exp(z * sd - logit)), walked)
+    expected_high = np.maximum(1 / (1 + np.exp(-z * sd - logit)), walked)
+    np.testing.assert_allclose(low, expected_low, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(high, expected_high, atol=1e-12, rtol=0)
 
 
 def test_a_model_pickled_without_step_tables_builds_them(fitted, holdout):
