@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="development sizes")
     parser.add_argument("--sizes", type=int, nargs="*", help="training sizes (athletes)")
     parser.add_argument("--test-athletes", type=int, default=None)
+    parser.add_argument(
+        "--work", type=Path, default=PROJECT_DIR / ".bench" / "work-spread", help="scratch folder"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     settings = settings_for(args.quick)
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The project's training config even with --quick: the section measures its procedure.
     configs = load_configs(quick=False)
-    bench = run_spread(PROJECT_DIR / ".bench" / "work-spread", configs, settings)
+    bench = run_spread(args.work, configs, settings)
     print(render_spread(bench, configs))
     return 0
 
