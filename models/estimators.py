@@ -46,7 +46,6 @@ Per-athlete intervals come from a bootstrap of this whole procedure; see
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -126,8 +125,6 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         early_stopping: LightGBM only: the configured rounds are a ceiling, and the number
             used is chosen by grouped cross-validation, stopping after this many rounds
             without improvement of the held-out weighted log loss (0: fixed rounds).
-        n_jobs: bootstrap members fitted at the same time (threads; each LightGBM fit
-            uses one).
         random_state: seed for folds, bootstrap draws and LightGBM.
 
     Fitted attributes: ``feature_names_in_``, ``n_features_in_``, ``classes_``,
@@ -152,7 +149,6 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         cv: int = 5,
         n_bootstrap: int = 8,
         early_stopping: int = 100,
-        n_jobs: int = 1,
         random_state: int | None = None,
     ) -> None:
         self.kind = kind
@@ -163,7 +159,6 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.cv = cv
         self.n_bootstrap = n_bootstrap
         self.early_stopping = early_stopping
-        self.n_jobs = n_jobs
         self.random_state = random_state
 
     # ---- fitting -------------------------------------------------------------------
@@ -264,8 +259,6 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"early_stopping must be a non-negative integer (got {self.early_stopping!r})"
             )
-        if not (isinstance(self.n_jobs, int) and self.n_jobs >= 1):
-            raise ValueError(f"n_jobs must be a positive integer (got {self.n_jobs!r})")
         if not (isinstance(self.n_bootstrap, int) and self.n_bootstrap >= 0):
             raise ValueError(
                 f"n_bootstrap must be a non-negative integer (got {self.n_bootstrap!r})"
@@ -478,12 +471,6 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         other parameters and the censoring weights are held at the main fit's.
         """
         labels, index = np.unique(g, return_inverse=True)
-        # Draws and seeds first, in order: the members are then the same however many
-        # threads fit them.
-        draws = []
-        for _ in range(self.n_bootstrap):
-            draw = rng.randint(len(labels), size=len(labels))
-            draws.append((draw, int(rng.randint(np.iinfo(np.int32).max))))
 
         def fit_member(draw: np.ndarray, seed: int) -> tuple[Any, tuple[float, float]] | None:
             # Resampling athletes with replacement = weighting each episode by how many
@@ -503,9 +490,15 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                 platt = SigmoidCalibrator().fit(score, held_out[1], held_out[2], slope=1.0)
             return member, (platt.slope_, platt.intercept_)
 
-        # LightGBM releases the GIL while it trains: threads share the data without copies.
-        with ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
-            fitted = [f for f in pool.map(lambda d: fit_member(*d), draws) if f is not None]
+        # One after another: LightGBM 4.7 fitting boosters from several Python threads at
+        # once crashed (a general protection fault in lib_lightgbm.so) on the reference
+        # machine, so members are not fitted in threads.
+        fitted = []
+        for _ in range(self.n_bootstrap):
+            draw = rng.randint(len(labels), size=len(labels))
+            member = fit_member(draw, int(rng.randint(np.iinfo(np.int32).max)))
+            if member is not None:
+                fitted.append(member)
         members = [member for member, _ in fitted]
         calibration = np.array([c for _, c in fitted], dtype=np.float64).reshape(-1, 2)
         return members, calibration

@@ -498,8 +498,6 @@ class ModelConfig(Section):
     # LightGBM rounds are a ceiling: the number used is chosen by grouped CV, stopping
     # after this many rounds without improvement (0: the configured rounds, fixed).
     early_stopping_rounds: int = Field(100, ge=0, le=10_000)
-    # Bootstrap members fitted at the same time (threads, one LightGBM thread each).
-    n_jobs: int = Field(1, ge=1, le=64)
 
 
 class EvaluationConfig(Section):

@@ -180,7 +180,6 @@ def candidate_model(
         cv=config.model.cv_folds,
         n_bootstrap=config.model.n_bootstrap if n_bootstrap is None else n_bootstrap,
         early_stopping=config.model.early_stopping_rounds,
-        n_jobs=config.model.n_jobs,
         random_state=config.random_state,
     )
 
