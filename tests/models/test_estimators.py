@@ -90,6 +90,19 @@ def test_fit_is_deterministic_for_a_random_state(episodes, holdout):
         np.testing.assert_array_equal(a.predict_interval(X), b.predict_interval(X))
 
 
+def test_outcomes_unrelated_to_the_features_still_give_a_model_that_is_not_constant(episodes):
+    # Pure noise: cross-fitted scores may run against the outcome, and the Platt slope
+    # would then be 0. Training must still not return a constant (nor empty intervals).
+    noise = np.random.default_rng(8).random(len(episodes.y)) < 0.3
+    y = np.where(np.isnan(episodes.y), np.nan, noise.astype(float))
+    model = _model("stumps", n_bootstrap=4).fit(episodes.X, y, episodes.w, episodes.groups)
+    low, high = model.predict_interval(episodes.X)
+    assert np.ptp(model.predict_risk(episodes.X)) > 0
+    assert (high > low).all()
+    if model.calibration_ == "sigmoid":
+        assert model.calibrator_.slope_ > 0
+
+
 def test_rounds_are_chosen_within_the_ceiling_and_leaves_follow_the_sample(episodes):
     ceiling = {**SMALL_LGB, "n_estimators": 400, "learning_rate": 0.3, "min_child_samples": 500}
     model = _model(params=ceiling, n_bootstrap=0).fit(
