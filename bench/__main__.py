@@ -20,6 +20,8 @@ from bench.measure import PROJECT_DIR, machine, progress
 from bench.quality import render_curves, render_quality, run_quality, settings_for
 from bench.report import render_header, render_reading
 from bench.scoring import render_scoring, run_scoring
+from bench.spread import render_spread, run_spread
+from bench.spread import settings_for as spread_settings_for
 from bench.store import train_bench_model, train_interaction_model
 from bench.training import render_training, run_training
 
@@ -87,6 +89,13 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
         lambda: run_censoring(work, configs, sizes.get("censoring", ())),
     )
     sections.append(failed or render_censoring(censoring, configs))
+
+    spread_settings = sizes.get("spread") or spread_settings_for(quick)
+    spread, failed = _section(
+        "Risk spread and interval coverage",
+        lambda: run_spread(work, configs, spread_settings),
+    )
+    sections.append(failed or render_spread(spread, configs))
 
     training, failed = _section("Training", lambda: run_training(work, configs, sizes["training"]))
     sections.append(failed or render_training(training, configs))

@@ -90,6 +90,16 @@ class AdditiveTables:
             total += table[:, chosen][found]
         return total
 
+    def mapped(self, scale: np.ndarray, shift: np.ndarray) -> AdditiveTables:
+        """The tables of ``scale[e] * f_e(x) + shift[e]`` for every ensemble ``e``."""
+        scale = np.asarray(scale, dtype=np.float64)
+        return AdditiveTables(
+            steps=self.steps,
+            n_categories=self.n_categories,
+            values=tuple(table * scale for table in self.values),
+            bias=self.bias * scale + np.asarray(shift, dtype=np.float64),
+        )
+
     def contributions(self, bins: Sequence[np.ndarray], ensemble: int = 0) -> np.ndarray:
         """``(rows, features)`` exact SHAP values of one ensemble."""
         rows = len(bins[0]) if bins else 0

@@ -92,8 +92,19 @@ class SigmoidCalibrator:
 
     method = "sigmoid"
 
-    def fit(self, score: np.ndarray, y: np.ndarray, w: np.ndarray) -> SigmoidCalibrator:
-        design = np.column_stack([np.asarray(score, dtype=np.float64), np.ones(len(score))])
+    def fit(
+        self, score: np.ndarray, y: np.ndarray, w: np.ndarray, slope: float | None = None
+    ) -> SigmoidCalibrator:
+        """Fit slope and intercept, or only the intercept when ``slope`` is given (an
+        update of calibration-in-the-large that keeps the score's own spread)."""
+        score = np.asarray(score, dtype=np.float64)
+        if slope is not None:
+            self.slope_ = float(slope)
+            (self.intercept_,) = fit_weighted_logistic(
+                np.ones((len(score), 1)), y, w, offset=self.slope_ * score, ridge=1e-6
+            )
+            return self
+        design = np.column_stack([score, np.ones(len(score))])
         # A tiny ridge keeps the fit finite on perfectly separable folds.
         self.slope_, self.intercept_ = fit_weighted_logistic(design, y, w, ridge=1e-6)
         if self.slope_ < 0:

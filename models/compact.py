@@ -4,7 +4,8 @@ A :class:`models.estimators.RiskModel` whose trees each split on one feature (bo
 stumps) predicts from its step tables (:mod:`models.additive`) and never needs LightGBM
 after fitting, yet unpickling it imports LightGBM, scikit-learn and SciPy: about a second,
 most of a one-athlete lookup. :class:`CompactRiskModel` keeps only what prediction reads:
-the feature prep, the step tables of the model and its bootstrap members, the calibrator
+the feature prep, the step tables of the model and its bootstrap members (the members'
+already on their calibrated log-odds scale), the calibrator
 as its numbers, the base rate and the training reference. It imports numpy and pandas
 only, and gives the full model's risks, intervals and contributions to the bit (the same
 tables summed in the same order, the same calibration arithmetic);
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +38,25 @@ def _expit(x: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(-x))`` as ``scipy.special.expit`` computes it, for |x| <= 700."""
     x = np.clip(np.asarray(x, dtype=np.float64), -_MAX_EXP_ARGUMENT, _MAX_EXP_ARGUMENT)
     return 1.0 / (1.0 + np.asarray(_LIBM_EXP(-x), dtype=np.float64))
+
+
+def bootstrap_interval(
+    risk: np.ndarray, member_logits: np.ndarray, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normal bootstrap interval around ``risk`` on the log-odds scale.
+
+    ``member_logits`` is ``(members, rows)``: each bootstrap member's calibrated log-odds.
+    The bounds are ``expit(logit(risk) -/+ z * sd)``, ``sd`` the members' standard
+    deviation per row and ``z`` the normal quantile of ``(1 + level) / 2``; they always
+    contain ``risk``. The full and the compact model both call this, so their intervals
+    agree to the bit.
+    """
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    sd = np.std(member_logits, axis=0, ddof=1)
+    centre = np.log(risk) - np.log1p(-risk)
+    low = clip_probability(1.0 / (1.0 + np.exp(-(centre - z * sd))))
+    high = clip_probability(1.0 / (1.0 + np.exp(-(centre + z * sd))))
+    return np.minimum(low, risk), np.maximum(high, risk)
 
 
 @dataclass(frozen=True)
@@ -156,12 +177,8 @@ class CompactRiskModel:
             raise ValueError("no bootstrap ensemble: fit with n_bootstrap >= 2 for intervals")
         bins = tables.bins(self.prep_.transform(X))
         raw = tables.raw_scores(bins)
-        main, spread = raw[:, 0], raw[:, 1:].T.copy()
-        spread -= spread.mean(axis=0)
-        low, high = np.quantile(spread, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        risk = self.calibrator_.predict(main)
-        lo = np.minimum(self.calibrator_.predict(main + low), risk)
-        hi = np.maximum(self.calibrator_.predict(main + high), risk)
+        risk = self.calibrator_.predict(raw[:, 0])
+        lo, hi = bootstrap_interval(risk, raw[:, 1:].T, level)
         frame = None
         if contributions:
             frame = pd.DataFrame(

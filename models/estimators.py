@@ -14,19 +14,37 @@ Two classifiers:
   median imputation with missing-value indicators, standardisation and one-hot coding of
   categories, as one scikit-learn Pipeline.
 
-Calibration (Platt or isotonic, or chosen by grouped cross-validation) is fitted on
-cross-fitted scores: each episode's score comes from a classifier that never saw that
-athlete, because an athlete's episodes stay in one fold. The final classifier is then
-refitted on all episodes and its scores go through that calibrator (the "cross-fitted,
-single final model" variant of scikit-learn's ``CalibratedClassifierCV(ensemble=False)``).
+The fitting procedure, for LightGBM:
 
-Per-athlete intervals come from a small bootstrap ensemble over athletes; see
+1. **Rounds by grouped cross-validation.** The configured number of rounds is a ceiling.
+   The episodes are split into ``cv`` folds by athlete; every fold's booster grows with
+   its held-out athletes as the validation set, and the number of rounds that minimises
+   the held-out IPCW-weighted log loss, averaged over folds, is kept (``lightgbm.cv``
+   with early stopping). A fixed count fits a 300-episode clinic and a 20,000-episode
+   registry alike badly: too few rounds at a low learning rate leave the risks too
+   moderate (calibration slope above 1 against the truth), too many overfit.
+2. **Size-aware leaves.** ``min_child_samples`` is capped at a twentieth of the rows a
+   tree sees (after bagging), so a few hundred episodes can still be split; a model that
+   cannot split is a constant, which training must never return.
+3. **Calibration of what is deployed.** Platt or isotonic maps (or the choice between
+   them by grouped cross-validation) are fitted on the cross-fitted scores of step 1:
+   each episode's score comes from a booster of the same procedure (same rounds, same
+   parameters) that never saw that athlete. The booster that is deployed is refitted on
+   all episodes with those rounds, so the calibrator is learned on scores of the very
+   predictor it is applied to, up to the fold's smaller sample (the "cross-fitted, single
+   final model" variant of scikit-learn's ``CalibratedClassifierCV(ensemble=False)``).
+   The earlier design fitted Platt on out-of-fold scores of a fixed-round booster that
+   was far from log-loss optimal, and the map learned there over-shrank the final model
+   (held-out slope 1.19). When the cross-fitted scores run against the outcome (a
+   negative Platt slope, possible by chance on a small cohort), the map keeps the
+   booster's own slope and corrects only the intercept instead of flattening the model.
+
+Per-athlete intervals come from a bootstrap of this whole procedure; see
 :meth:`RiskModel.predict_interval`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -45,8 +63,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from models.additive import AdditiveTables, tabulate
-from models.calibration import CALIBRATORS, choose_calibration
-from models.compact import Assessment, CompactCalibrator, CompactRiskModel
+from models.calibration import CALIBRATORS, SigmoidCalibrator, choose_calibration
+from models.compact import Assessment, CompactCalibrator, CompactRiskModel, bootstrap_interval
 from models.drift import build_reference
 from models.prep import FeaturePrep
 
@@ -74,9 +92,10 @@ _ROUND_ALIASES = (
     "num_rounds",
     "num_boost_round",
 )
-# Bootstrap members trade trees for learning rate (capped here) so that the whole ensemble
-# costs about one main model at prediction time.
-_MEMBER_MAX_LEARNING_RATE = 0.3
+# A leaf must hold at least this share of the rows a tree sees (after bagging): with the
+# configured min_child_samples (tuned at thousands of episodes) a stump cannot split at a
+# few hundred, and a model that never splits is a constant.
+_MIN_LEAF_SHARE = 1 / 20
 
 
 def _lightgbm_rounds(params: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
@@ -103,11 +122,18 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             weighted log loss of the two) or ``"none"``.
         cv: folds for the cross-fitted calibration scores (grouped by athlete).
         n_bootstrap: bootstrap ensemble size for :meth:`predict_interval` (0: none).
+        early_stopping: LightGBM only: the configured rounds are a ceiling, and the number
+            used is chosen by grouped cross-validation, stopping after this many rounds
+            without improvement of the held-out weighted log loss (0: fixed rounds).
         random_state: seed for folds, bootstrap draws and LightGBM.
 
     Fitted attributes: ``feature_names_in_``, ``n_features_in_``, ``classes_``,
-    ``prep_``, ``classifier_``, ``calibrator_``, ``calibration_``, ``calibration_losses_``,
-    ``members_``, ``base_rate_`` (weighted event rate of the training episodes),
+    ``prep_``, ``params_`` (the classifier's effective parameters, LightGBM's chosen
+    ``n_estimators`` and capped ``min_child_samples`` included), ``classifier_``,
+    ``calibrator_``, ``calibration_``, ``calibration_losses_``, ``members_`` and
+    ``member_calibration_`` (each member's Platt slope and intercept), ``cv_scores_``
+    (per fold, ``log_loss`` and ``brier`` of the cross-fitted scores, when computed),
+    ``base_rate_`` (weighted event rate of the training episodes),
     ``reference_`` (binned training distributions, see :mod:`models.drift`),
     ``additive_`` (step tables of the classifier and members when every tree splits on one
     feature, as boosted stumps do; ``None`` otherwise; see :mod:`models.additive`).
@@ -122,6 +148,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         calibration: Literal["sigmoid", "isotonic", "auto", "none"] = "auto",
         cv: int = 5,
         n_bootstrap: int = 8,
+        early_stopping: int = 100,
         random_state: int | None = None,
     ) -> None:
         self.kind = kind
@@ -131,6 +158,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.cv = cv
         self.n_bootstrap = n_bootstrap
+        self.early_stopping = early_stopping
         self.random_state = random_state
 
     # ---- fitting -------------------------------------------------------------------
@@ -182,19 +210,32 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        fold_seed = int(rng.randint(np.iinfo(np.int32).max))
+        self.params_ = self._effective_params(m, yk)
         method = self.calibration
         self.calibration_losses_: dict[str, float] = {}
-        if method == "none":
-            oof = None
-        else:
-            oof = self._cross_fitted_scores(m, yk, wk, gk, seed, rng)
-            if method == "auto":
-                method, self.calibration_losses_ = choose_calibration(oof, yk, wk, gk, self.cv)
-        self.calibration_ = method
+        oof = None
+        if self.kind == "lightgbm" and self.early_stopping:
+            folds = self._folds(m, yk, gk, fold_seed)
+            oof = self._cv_rounds(m, yk, wk, folds, seed)
+        elif method != "none":
+            folds = self._folds(m, yk, gk, fold_seed)
+            oof = self._cross_fitted_scores(m, yk, wk, folds, seed)
+        self.cv_scores_ = None if oof is None else _fold_scores(oof, yk, wk, folds)
+        if method == "auto":
+            method, self.calibration_losses_ = choose_calibration(oof, yk, wk, gk, self.cv)
         self.classifier_ = self._fit_classifier(m, yk, wk, seed)
-        calibration_scores = oof if oof is not None else self._raw_score(self.classifier_, m)
-        self.calibrator_ = CALIBRATORS[method]().fit(calibration_scores, yk, wk)
-        self.members_ = self._fit_members(m, yk, wk, gk, rng)
+        if method == "none":
+            self.calibrator_ = CALIBRATORS["none"]()
+        else:
+            self.calibrator_ = CALIBRATORS[method]().fit(oof, yk, wk)
+            if np.ptp(self.calibrator_.predict(oof)) == 0:
+                # The cross-fitted scores ran against the outcome (by chance, on a small
+                # cohort): keep the booster's own spread, correct calibration-in-the-large.
+                method = "sigmoid"
+                self.calibrator_ = SigmoidCalibrator().fit(oof, yk, wk, slope=1.0)
+        self.calibration_ = method
+        self.members_, self.member_calibration_ = self._fit_members(m, yk, wk, gk, rng)
         self.additive_ = self._tabulate()
         if self.kind == "lightgbm":
             self.path_table_ = _path_table(self.classifier_, self.n_features_in_)
@@ -214,6 +255,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             )
         if not (isinstance(self.cv, int) and self.cv >= 2):
             raise ValueError(f"cv must be an integer >= 2 (got {self.cv!r})")
+        if not (isinstance(self.early_stopping, int) and self.early_stopping >= 0):
+            raise ValueError(
+                f"early_stopping must be a non-negative integer (got {self.early_stopping!r})"
+            )
         if not (isinstance(self.n_bootstrap, int) and self.n_bootstrap >= 0):
             raise ValueError(
                 f"n_bootstrap must be a non-negative integer (got {self.n_bootstrap!r})"
@@ -235,46 +280,83 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"a categorical feature has no direction: {on_categories}")
         return [int(monotone.get(n, 0)) for n in names]
 
-    def _cross_fitted_scores(
-        self,
-        m: np.ndarray,
-        y: np.ndarray,
-        w: np.ndarray,
-        g: np.ndarray,
-        seed: int,
-        rng: np.random.RandomState,
-    ) -> np.ndarray:
+    def _folds(
+        self, m: np.ndarray, y: np.ndarray, g: np.ndarray, fold_seed: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         n_groups = len(np.unique(g))
         if n_groups < self.cv:
             raise ValueError(f"cv={self.cv} folds need at least {self.cv} athletes, got {n_groups}")
         # GroupKFold rather than StratifiedGroupKFold: the latter's greedy assignment is a
         # Python loop over athletes, slow at tens of thousands, and with hundreds of
         # athletes per fold the event share differs little between folds anyway.
-        folds = GroupKFold(
-            n_splits=self.cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
-        )
-        oof = np.empty(len(y))
-        for train, test in folds.split(m, y, g):
-            clf = self._fit_classifier(m[train], y[train], w[train], seed)
-            oof[test] = self._raw_score(clf, m[test])
-        return oof
+        folds = GroupKFold(n_splits=self.cv, shuffle=True, random_state=fold_seed)
+        return list(folds.split(m, y, g))
 
-    def _fit_classifier(
+    def _cross_fitted_scores(
         self,
         m: np.ndarray,
         y: np.ndarray,
         w: np.ndarray,
+        folds: list[tuple[np.ndarray, np.ndarray]],
         seed: int,
-        member_of: int = 0,
-    ) -> Any:
+    ) -> np.ndarray:
+        oof = np.empty(len(y))
+        for train, test in folds:
+            clf = self._fit_classifier(m[train], y[train], w[train], seed)
+            oof[test] = self._raw_score(clf, m[test])
+        return oof
+
+    def _cv_rounds(
+        self,
+        m: np.ndarray,
+        y: np.ndarray,
+        w: np.ndarray,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        seed: int,
+    ) -> np.ndarray:
+        """Choose the rounds by grouped CV (sets ``params_["n_estimators"]``); return the
+        cross-fitted raw scores of the fold boosters at that many rounds.
+
+        ``lightgbm.cv`` grows the folds' boosters in step and stops when the mean over
+        folds of the held-out weighted log loss (LightGBM's ``binary_logloss`` weighs by
+        the validation rows' weights: the IPCW weights) has not improved for
+        ``early_stopping`` rounds. The bin boundaries are found once on all rows, as
+        LightGBM's own cross-validation does; they carry no outcome information.
+        """
+        params, ceiling = _lightgbm_rounds(self.params_)
+        params = self._booster_params(params, seed)
+        result = lgb.cv(
+            {**params, "metric": "binary_logloss"},
+            self._dataset(m, y, w),
+            num_boost_round=ceiling,
+            folds=folds,
+            callbacks=[lgb.early_stopping(self.early_stopping, verbose=False)],
+            return_cvbooster=True,
+        )
+        booster: lgb.CVBooster = result["cvbooster"]
+        curve = np.asarray(result["valid binary_logloss-mean"])
+        rounds = int(np.argmin(curve)) + 1
+        self.params_ = {**self.params_, "n_estimators": rounds}
+        oof = np.empty(len(y))
+        for (_, test), fold_booster in zip(folds, booster.boosters, strict=True):
+            oof[test] = fold_booster.predict(m[test], raw_score=True, num_iteration=rounds)
+        return oof
+
+    def _effective_params(self, m: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """The classifier's parameters with defaults filled in and, for LightGBM, the
+        rounds under one name and ``min_child_samples`` capped for the sample size."""
         if self.kind == "logistic":
-            return self._fit_logistic(m, y, w)
+            return {**LOGISTIC_DEFAULTS, **(self.params or {})}
         params, rounds = _lightgbm_rounds({**LIGHTGBM_DEFAULTS, **(self.params or {})})
-        if member_of:
-            member_rounds = max(10, math.ceil(rounds / member_of))
-            rate = float(params.get("learning_rate", LIGHTGBM_DEFAULTS["learning_rate"]))
-            params["learning_rate"] = min(_MEMBER_MAX_LEARNING_RATE, rate * rounds / member_rounds)
-            rounds = member_rounds
+        bagged = float(params.get("bagging_fraction", 1.0)) if params.get("bagging_freq") else 1.0
+        # The smaller fit of the procedure is a cross-validation fold.
+        rows = len(y) * (1 - 1 / self.cv) * bagged
+        cap = max(2, int(rows * _MIN_LEAF_SHARE))
+        params["min_child_samples"] = min(int(params.get("min_child_samples", 20)), cap)
+        return {**params, "n_estimators": rounds}
+
+    def _booster_params(self, params: Mapping[str, Any], seed: int) -> dict[str, Any]:
+        params = dict(params)
         params.update(
             objective="binary",
             seed=seed,
@@ -287,19 +369,56 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             monotone_constraints_method="advanced",
         )
         params.setdefault("num_threads", 1)
-        data = lgb.Dataset(
+        return params
+
+    def _dataset(
+        self, m: np.ndarray, y: np.ndarray, w: np.ndarray, reference: lgb.Dataset | None = None
+    ) -> lgb.Dataset:
+        return lgb.Dataset(
             m,
             label=y,
             weight=w,
             feature_name=[f"f{j}" for j in range(m.shape[1])],
             categorical_feature=self.prep_.categorical_index_,
+            reference=reference,
             free_raw_data=True,
             params={"verbosity": -1},
         )
-        return lgb.train(params, data, num_boost_round=rounds)
+
+    def _fit_classifier(
+        self,
+        m: np.ndarray,
+        y: np.ndarray,
+        w: np.ndarray,
+        seed: int,
+        stop_on: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> Any:
+        """The classifier fitted with ``params_``; with ``stop_on`` (rows, outcomes,
+        weights) LightGBM stops early on their weighted log loss and keeps the best
+        rounds."""
+        if self.kind == "logistic":
+            return self._fit_logistic(m, y, w)
+        params, rounds = _lightgbm_rounds(self.params_)
+        params = self._booster_params(params, seed)
+        data = self._dataset(m, y, w)
+        if stop_on is None:
+            return lgb.train(params, data, num_boost_round=rounds)
+        valid = self._dataset(*stop_on, reference=data)
+        ceiling = _lightgbm_rounds({**LIGHTGBM_DEFAULTS, **(self.params or {})})[1]
+        booster = lgb.train(
+            {**params, "metric": "binary_logloss"},
+            data,
+            num_boost_round=ceiling,
+            valid_sets=[valid],
+            callbacks=[lgb.early_stopping(self.early_stopping, verbose=False)],
+        )
+        best = int(booster.best_iteration) or booster.current_iteration()
+        # A booster of exactly the chosen rounds: its dump, step tables and predictions
+        # then need no num_iteration.
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
     def _fit_logistic(self, m: np.ndarray, y: np.ndarray, w: np.ndarray) -> Pipeline:
-        params = {**LOGISTIC_DEFAULTS, **(self.params or {})}
+        params = dict(self.params_)
         cat = self.prep_.categorical_index_
         num = [j for j in range(m.shape[1]) if j not in cat]
         transformers = [
@@ -342,23 +461,47 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         w: np.ndarray,
         g: np.ndarray,
         rng: np.random.RandomState,
-    ) -> list[Any]:
-        members = []
+    ) -> tuple[list[Any], np.ndarray]:
+        """Bootstrap replicates of the fitting procedure, and each one's Platt map.
+
+        Each member resamples athletes with replacement and repeats what the main fit does
+        with what that draw leaves out: LightGBM's rounds are chosen by early stopping on
+        the out-of-bag athletes' weighted log loss (the draw's own held-out set, one fit
+        instead of ``cv``), and a Platt map is fitted on their scores. The candidate, its
+        other parameters and the censoring weights are held at the main fit's.
+        """
         labels, index = np.unique(g, return_inverse=True)
-        for _ in range(self.n_bootstrap):
-            draw = rng.randint(len(labels), size=len(labels))
+
+        def fit_member(draw: np.ndarray, seed: int) -> tuple[Any, tuple[float, float]] | None:
             # Resampling athletes with replacement = weighting each episode by how many
             # times its athlete was drawn.
             times = np.bincount(draw, minlength=len(labels))[index].astype(np.float64)
-            keep = times > 0
-            wb = w[keep] * times[keep]
-            if len(np.unique(y[keep])) < 2:
-                continue
-            seed = int(rng.randint(np.iinfo(np.int32).max))
-            members.append(
-                self._fit_classifier(m[keep], y[keep], wb, seed, member_of=self.n_bootstrap)
+            inbag, oob = times > 0, times == 0
+            if len(np.unique(y[inbag])) < 2 or len(np.unique(y[oob])) < 2:
+                return None
+            held_out = (m[oob], y[oob], w[oob])
+            stop_on = held_out if self.kind == "lightgbm" and self.early_stopping else None
+            member = self._fit_classifier(
+                m[inbag], y[inbag], w[inbag] * times[inbag], seed, stop_on=stop_on
             )
-        return members
+            score = self._raw_score(member, held_out[0])
+            platt = SigmoidCalibrator().fit(score, held_out[1], held_out[2])
+            if platt.slope_ <= 0:
+                platt = SigmoidCalibrator().fit(score, held_out[1], held_out[2], slope=1.0)
+            return member, (platt.slope_, platt.intercept_)
+
+        # One after another: LightGBM 4.7 fitting boosters from several Python threads at
+        # once crashed (a general protection fault in lib_lightgbm.so) on the reference
+        # machine, so members are not fitted in threads.
+        fitted = []
+        for _ in range(self.n_bootstrap):
+            draw = rng.randint(len(labels), size=len(labels))
+            member = fit_member(draw, int(rng.randint(np.iinfo(np.int32).max)))
+            if member is not None:
+                fitted.append(member)
+        members = [member for member, _ in fitted]
+        calibration = np.array([c for _, c in fitted], dtype=np.float64).reshape(-1, 2)
+        return members, calibration
 
     # ---- prediction ----------------------------------------------------------------
 
@@ -395,15 +538,19 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Bootstrap interval for each row's risk.
 
-        Method: each bootstrap member is refitted on athletes resampled with replacement.
-        For a row, the members' raw log-odds minus their mean estimate how the fitted
-        log-odds would vary over resampled cohorts; their ``(1-level)/2`` and
-        ``(1+level)/2`` percentiles are added to the main model's log-odds and mapped
-        through the main calibrator (a centred percentile interval; Efron & Tibshirani
-        1993, ch. 13). It reflects estimation uncertainty of the risk given the model
-        class, not the outcome's randomness, and with few members it is approximate:
-        the members trade trees for learning rate to stay cheap, and calibration is not
-        refitted per member. Bounds always contain the point risk.
+        Method: each member repeats the fitting procedure on athletes resampled with
+        replacement, its own rounds and Platt map included (:meth:`_fit_members`). For a
+        row, the standard deviation of the members' calibrated log-odds estimates how the
+        procedure's answer would vary over cohorts of the same size; the interval is the
+        main risk's log-odds plus and minus that many normal quantiles, mapped back to a
+        probability (the normal bootstrap interval, Efron & Tibshirani 1993, ch. 13.2).
+        The normal form is used rather than the members' percentiles because a 2.5%
+        percentile needs hundreds of members to be stable, a standard deviation a few
+        dozen; on the log-odds scale the members' spread is close to symmetric. It is an
+        interval for the risk this procedure estimates (sampling variability), not for
+        the outcome, and it cannot see bias the whole procedure shares, such as the
+        smoothing of a rare combination of features; ``docs/model-card.md`` reports its
+        coverage of the simulator's true risks. Bounds always contain the point risk.
 
         Raises:
             ValueError: the model was fitted with ``n_bootstrap=0`` (or too few athletes),
@@ -434,8 +581,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         values = None
         if tables is not None:
             bins = tables.bins(m)
+            # Columns after the first hold the members' calibrated log-odds (_tabulate).
             raw = tables.raw_scores(bins)
-            main, spread = raw[:, 0], raw[:, 1:].T.copy()
+            main, spread = raw[:, 0], raw[:, 1:].T
             if contributions:
                 values = tables.contributions(bins)
         else:
@@ -448,13 +596,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                 if contributions:
                     values = self._logistic_contributions(m)
             spread = np.empty((len(self.members_), len(m)))
-            for k, member in enumerate(self.members_):
-                spread[k] = self._raw_score(member, m)
-        spread -= spread.mean(axis=0)
-        low, high = np.quantile(spread, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            for k, (member, (slope, intercept)) in enumerate(
+                zip(self.members_, self._member_calibration(), strict=True)
+            ):
+                spread[k] = slope * self._raw_score(member, m) + intercept
         risk = self.calibrator_.predict(main)
-        lo = np.minimum(self.calibrator_.predict(main + low), risk)
-        hi = np.maximum(self.calibrator_.predict(main + high), risk)
+        lo, hi = bootstrap_interval(risk, spread, level)
         frame = (
             None
             if values is None
@@ -462,14 +609,30 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         )
         return Assessment(risk, lo, hi, frame)
 
+    def _member_calibration(self) -> np.ndarray:
+        # Models fitted before members carried their own Platt map used raw log-odds.
+        calibration = getattr(self, "member_calibration_", None)
+        if calibration is None:
+            calibration = np.tile([1.0, 0.0], (len(self.members_), 1))
+        return calibration
+
     def _tabulate(self) -> AdditiveTables | None:
+        """Step tables of the classifier (column 0, raw log-odds) and of the members, each
+        member's column mapped through its Platt map (calibrated log-odds: a linear map of
+        an additive model is additive)."""
         if self.kind != "lightgbm":
             return None
         categories = {
             j: len(self.prep_.categories_[self.feature_names_in_[j]])
             for j in self.prep_.categorical_index_
         }
-        return tabulate([self.classifier_, *self.members_], self.n_features_in_, categories)
+        tables = tabulate([self.classifier_, *self.members_], self.n_features_in_, categories)
+        if tables is None:
+            return None
+        calibration = self._member_calibration()
+        return tables.mapped(
+            np.concatenate([[1.0], calibration[:, 0]]), np.concatenate([[0.0], calibration[:, 1]])
+        )
 
     def _additive(self) -> AdditiveTables | None:
         # Models fitted before the tables existed get them on first use.
@@ -529,6 +692,23 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         z = self.classifier_[:-1].transform(m)
         coef = self.classifier_[-1].coef_[0]
         return ((z - self.design_mean_) * coef) @ self.design_map_
+
+
+def _fold_scores(
+    oof: np.ndarray, y: np.ndarray, w: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, list[float]]:
+    """Per fold, the weighted log loss and Brier score of the cross-fitted raw scores read
+    as probabilities (the classifier's own, before calibration)."""
+    from scipy.special import expit
+
+    from models.calibration import weighted_log_loss
+
+    scores: dict[str, list[float]] = {"log_loss": [], "brier": []}
+    for _, test in folds:
+        p, yt, wt = expit(oof[test]), y[test], w[test]
+        scores["log_loss"].append(weighted_log_loss(yt, p, wt))
+        scores["brier"].append(float(np.sum(wt * (p - yt) ** 2) / np.sum(wt)))
+    return scores
 
 
 def _path_table(booster: lgb.Booster, n_features: int) -> np.ndarray:

@@ -173,6 +173,9 @@ class ModelConfig(Section):
     calibration: Literal["sigmoid", "isotonic", "auto"] = "auto"
     cv_folds: int = Field(5, ge=2, le=20)
     n_bootstrap: int = Field(8, ge=0, le=200)
+    # LightGBM rounds are a ceiling: the number used is chosen by grouped CV, stopping
+    # after this many rounds without improvement (0: the configured rounds, fixed).
+    early_stopping_rounds: int = Field(100, ge=0, le=10_000)
 
 
 class EvaluationConfig(Section):

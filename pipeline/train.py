@@ -184,6 +184,7 @@ def candidate_model(
         calibration=config.model.calibration,
         cv=config.model.cv_folds,
         n_bootstrap=config.model.n_bootstrap if n_bootstrap is None else n_bootstrap,
+        early_stopping=config.model.early_stopping_rounds,
         random_state=config.random_state,
     )
 
@@ -214,6 +215,7 @@ def choose_candidate(
         random_state=config.random_state,
         monotone=MONOTONE,
         categorical=CATEGORICAL,
+        early_stopping=config.model.early_stopping_rounds,
     )
     return CandidateConfig.model_validate(selection.best), selection.table
 

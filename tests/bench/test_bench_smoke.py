@@ -9,11 +9,13 @@ from bench.lookup import LookupBench, render_lookup
 from bench.measure import Spread, run_child
 from bench.quality import QualitySettings
 from bench.scoring import ScorePoint, ScoringBench, render_scoring
+from bench.spread import SpreadSettings
 
 TINY = {
     "data_athletes": 150,
     "data_repeats": 1,
     "quality": QualitySettings(seeds=(3,), sizes=(300,), main_size=300, test_athletes=300),
+    "spread": SpreadSettings(sizes=(300,), test_athletes=300),
     "training": {400: 1},
     "store_athletes": 0,
     "scoring": {},
@@ -33,6 +35,7 @@ def test_bench_writes_every_section(tmp_path: Path) -> None:
         "## Data: simulate and validate",
         "## Model quality against the limit and the peers",
         "## Learning curves over training-cohort size",
+        "## Risk spread and interval coverage against the truth",
         "## Training time against episodes",
         "## Follow-up and censoring weights",
         "## Scoring and lookup",

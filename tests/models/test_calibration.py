@@ -32,6 +32,16 @@ def test_sigmoid_never_inverts_a_score_that_runs_against_the_outcome():
     np.testing.assert_allclose(risk, np.sum(w * y) / np.sum(w), rtol=1e-6)
 
 
+def test_a_fixed_slope_fits_only_calibration_in_the_large():
+    score, y, w = _draw(-1.0)
+    fitted = SigmoidCalibrator().fit(score, y, w, slope=1.0)
+    assert fitted.slope_ == 1.0
+    risk = fitted.predict(score)
+    # The intercept's score equation: predicted and observed events agree in total.
+    assert np.sum(w * risk) == pytest.approx(np.sum(w * y), rel=1e-6)
+    assert np.all(np.diff(risk[np.argsort(score)]) >= 0)
+
+
 @pytest.mark.parametrize("method", sorted(CALIBRATORS))
 def test_every_calibrator_is_non_decreasing_in_the_score(method):
     for sign in (+1.0, -1.0):

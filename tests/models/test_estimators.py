@@ -90,6 +90,33 @@ def test_fit_is_deterministic_for_a_random_state(episodes, holdout):
         np.testing.assert_array_equal(a.predict_interval(X), b.predict_interval(X))
 
 
+def test_outcomes_unrelated_to_the_features_still_give_a_model_that_is_not_constant(episodes):
+    # Pure noise: cross-fitted scores may run against the outcome, and the Platt slope
+    # would then be 0. Training must still not return a constant (nor empty intervals).
+    noise = np.random.default_rng(8).random(len(episodes.y)) < 0.3
+    y = np.where(np.isnan(episodes.y), np.nan, noise.astype(float))
+    model = _model("stumps", n_bootstrap=4).fit(episodes.X, y, episodes.w, episodes.groups)
+    low, high = model.predict_interval(episodes.X)
+    assert np.ptp(model.predict_risk(episodes.X)) > 0
+    assert (high > low).all()
+    if model.calibration_ == "sigmoid":
+        assert model.calibrator_.slope_ > 0
+
+
+def test_rounds_are_chosen_within_the_ceiling_and_leaves_follow_the_sample(episodes):
+    ceiling = {**SMALL_LGB, "n_estimators": 400, "learning_rate": 0.3, "min_child_samples": 500}
+    model = _model(params=ceiling, n_bootstrap=0).fit(
+        episodes.X, episodes.y, episodes.w, episodes.groups
+    )
+    # A high learning rate overfits long before 400 rounds: early stopping cuts it short.
+    assert 1 <= model.params_["n_estimators"] < 400
+    assert model.classifier_.current_iteration() == model.params_["n_estimators"]
+    # 500 rows per leaf cannot split 1,500 episodes; the cap lets a fold of them split.
+    fold_rows = np.sum(episodes.w > 0) * (1 - 1 / model.cv)
+    assert model.params_["min_child_samples"] == int(fold_rows / 20)
+    assert np.ptp(model.predict_risk(episodes.X)) > 0
+
+
 def _grid(X: pd.DataFrame, column: str, values: np.ndarray) -> pd.DataFrame:
     """Every row of X repeated for every value of ``column``, values varying fastest."""
     rows = X.loc[X.index.repeat(len(values))].reset_index(drop=True)
@@ -185,12 +212,24 @@ def test_stumps_are_scored_from_step_tables_that_match_the_trees(fitted, holdout
     np.testing.assert_allclose(fitted.predict_risk(X), walked, rtol=0, atol=1e-12)
     shap = fitted.classifier_.predict(m, pred_contrib=True)[:, :-1]
     np.testing.assert_allclose(fitted.contributions(X).to_numpy(), shap, rtol=0, atol=1e-10)
-    members = np.array([b.predict(m, raw_score=True) for b in fitted.members_])
-    main = fitted.classifier_.predict(m, raw_score=True)
-    spread = members - members.mean(axis=0)
-    low = np.quantile(spread, 0.025, axis=0)
-    expected = np.minimum(fitted.calibrator_.predict(main + low), walked)
-    np.testing.assert_allclose(fitted.predict_interval(X)[0], expected, rtol=0, atol=1e-12)
+    # Each member's calibrated log-odds from its own trees and Platt map; the interval is
+    # the point risk's log-odds -/+ 1.96 of their standard deviations.
+    members = np.array(
+        [
+            slope * b.predict(m, raw_score=True) + intercept
+            for b, (slope, intercept) in zip(
+                fitted.members_, fitted.member_calibration_, strict=True
+            )
+        ]
+    )
+    sd = members.std(axis=0, ddof=1)
+    z = 1.959963984540054
+    logit = np.log(walked / (1 - walked))
+    low, high = fitted.predict_interval(X)
+    expected_low = np.minimum(1 / (1 + np.exp(z * sd - logit)), walked)
+    expected_high = np.maximum(1 / (1 + np.exp(-z * sd - logit)), walked)
+    np.testing.assert_allclose(low, expected_low, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(high, expected_high, atol=1e-12, rtol=0)
 
 
 def test_a_model_pickled_without_step_tables_builds_them(fitted, holdout):
@@ -207,7 +246,7 @@ def test_calibration_improves_a_miscalibrated_by_design_model(episodes, holdout)
     # comparison isolates the calibrator.
     overfit = {"n_estimators": 150, "learning_rate": 0.3, "num_leaves": 63, "min_child_samples": 2}
     for method in ("sigmoid", "isotonic"):
-        model = _model(params=overfit, calibration=method, n_bootstrap=0).fit(
+        model = _model(params=overfit, calibration=method, n_bootstrap=0, early_stopping=0).fit(
             episodes.X, episodes.y, episodes.w, episodes.groups
         )
         raw = model._raw_score(model.classifier_, model.prep_.transform(holdout.X))
@@ -293,7 +332,8 @@ def test_non_numeric_value_names_column_and_row(episodes):
 
 
 def test_path_contributions_rank_features_like_shap(episodes, holdout):
-    model = _model(n_bootstrap=0, calibration="none").fit(
+    # All 60 rounds (no early stopping): enough trees for the attributions to settle.
+    model = _model(n_bootstrap=0, calibration="none", early_stopping=0).fit(
         episodes.X, episodes.y, episodes.w, episodes.groups
     )
     X = holdout.X.iloc[:500]

@@ -189,3 +189,40 @@ def test_small_cohorts_get_the_bootstrap_optimism_correction(trained_model, feat
         optimism["corrected"], optimism["apparent"] - optimism["optimism"], rtol=1e-12
     )
     assert (optimism["n_boot"] == 2).all()
+
+
+@pytest.mark.slow
+def test_a_small_clinic_gets_a_model_that_splits_and_intervals_that_are_not_empty(
+    features_config, tmp_path
+):
+    # 250 athletes: the configured stumps (min_child_samples 80, 70% bags) could not split
+    # here before the leaf size followed the sample size; training returned a constant.
+    from pipeline.simulate import run_simulation
+    from scipy.stats import spearmanr
+
+    from pipeline.config import SimulationConfig
+    from pipeline.train import fit_candidate
+
+    simulation = load_config(SimulationConfig, name="simulation")
+    config = load_config(TrainConfig, name="train")
+    stumps = next(c for c in config.model.candidates if c.params.get("num_leaves") == 2)
+    cohorts = {}
+    for name, athletes, seed in (("train", 250, 5), ("test", 1000, 6)):
+        run_simulation(
+            simulation, tmp_path / name, athletes=athletes, random_state=seed, fmt="parquet"
+        )
+        cohort = validate_cohort(tmp_path / name, today=simulation.export_date).cohort
+        cohorts[name] = prepare_training_data(
+            cohort, features_config, config, simulation.export_date
+        )
+    model = fit_candidate(stumps, cohorts["train"], config, n_bootstrap=10)
+    test = cohorts["test"]
+    assessed = model.assess(test.features, contributions=False)
+    truth = pd.read_csv(tmp_path / "test.truth.csv")
+    true_risk = test.episodes[["injury_id"]].merge(truth, on="injury_id")["true_risk"]
+    assert len(np.unique(assessed.risk)) > 50
+    # Risks that follow the truth: Spearman's rho three null standard errors above zero.
+    rho = spearmanr(assessed.risk, true_risk).statistic
+    assert rho > 3 / np.sqrt(len(true_risk) - 1)
+    assert (assessed.risk_high - assessed.risk_low > 0).all()
+    assert len(model.members_) >= 8
