@@ -197,11 +197,11 @@ def test_a_small_clinic_gets_a_model_that_splits_and_intervals_that_are_not_empt
 ):
     # 250 athletes: the configured stumps (min_child_samples 80, 70% bags) could not split
     # here before the leaf size followed the sample size; training returned a constant.
-    from pipeline.simulate import run_simulation
     from scipy.stats import spearmanr
 
-    from pipeline.config import SimulationConfig
     from pipeline.train import fit_candidate
+    from simulator.config import SimulationConfig
+    from simulator.simulate import run_simulation
 
     simulation = load_config(SimulationConfig, name="simulation")
     config = load_config(TrainConfig, name="train")
