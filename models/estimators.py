@@ -648,13 +648,19 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         tables = self._additive()
         if tables is None:
             return None
-        return CompactRiskModel(
+        compact = CompactRiskModel(
             prep=self.prep_,
             tables=tables,
             calibrator=CompactCalibrator.of(self.calibrator_),
             base_rate=self.base_rate_,
             reference=self.reference_,
         )
+        # The timing of recurrences (models.curve.risk_curve reads it): as numpy arrays when
+        # it is the cohort's shape for all, else the fitted model (loading LightGBM).
+        timing = getattr(self, "timing_", None)
+        if timing is not None:
+            compact.timing_ = timing.fixed() or timing
+        return compact
 
     def contributions(
         self, X: pd.DataFrame, method: Literal["shap", "path"] = "shap"

@@ -73,6 +73,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from models.censoring import ipcw_weights
+from models.curve import (  # noqa: F401  (re-exported: the curve of a fitted model)
+    CumulativeIncidence,
+    FixedTiming,
+    cumulative_incidence,
+)
 from models.prep import FeaturePrep
 
 # The pooled q of a bin enters the trees as a log-odds offset, so 0 and 1 are kept this far
@@ -504,13 +509,25 @@ class TimingModel(BaseEstimator):
                 for q, b in self.members_
             ]
         )
-        members -= members.mean(axis=0)
-        lo, hi = np.quantile(members, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        low = np.minimum(np.clip(shape + lo, 0.0, 1.0), shape)
-        high = np.maximum(np.clip(shape + hi, 0.0, 1.0), shape)
-        low = np.maximum.accumulate(low, axis=1)
-        high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
-        return shape, low, high
+        return (shape, *_centred_interval(shape, members, level))
+
+    def fixed(self, level: float = 0.95) -> FixedTiming | None:
+        """The fit as numpy arrays when it kept the cohort's shape (zero rounds, in the
+        bootstrap members too): the same shape and interval at ``level`` for every
+        episode, to the bit. ``None`` when trees make the shape depend on the features."""
+        check_is_fitted(self, "pooled_timing_")
+        if self.booster_ is not None or any(b is not None for _, b in self.members_):
+            return None
+        shape = self.cohort_shape_[None, :]
+        if len(self.members_) < 2:
+            return FixedTiming(tuple(self.horizons), tuple(shape[0]))
+        members = np.stack(
+            [shape_from_timing(q, self.bin_edges, self.horizons)[None, :] for q, _ in self.members_]
+        )
+        low, high = _centred_interval(shape, members, level)
+        return FixedTiming(
+            tuple(self.horizons), tuple(shape[0]), tuple(low[0]), tuple(high[0]), level
+        )
 
     def predict_shape(self, X: pd.DataFrame) -> np.ndarray:
         """``P(T <= h | T <= W, x)`` at each horizon, ``(episodes, horizons)``: from 0 to 1,
@@ -522,6 +539,21 @@ class TimingModel(BaseEstimator):
         """The cohort's shape at each horizon (Kaplan–Meier's), where the fit starts from."""
         check_is_fitted(self, "pooled_timing_")
         return shape_from_timing(self.pooled_timing_, self.bin_edges, self.horizons)
+
+
+def _centred_interval(
+    shape: np.ndarray, members: np.ndarray, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The members' (``(members, episodes, horizons)``) deviations from their mean at the
+    ``(1-level)/2`` and ``(1+level)/2`` percentiles added to ``shape``, clipped to [0, 1],
+    containing the shape and monotone in the horizon."""
+    members = members - members.mean(axis=0)
+    lo, hi = np.quantile(members, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    low = np.minimum(np.clip(shape + lo, 0.0, 1.0), shape)
+    high = np.maximum(np.clip(shape + hi, 0.0, 1.0), shape)
+    low = np.maximum.accumulate(low, axis=1)
+    high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
+    return low, high
 
 
 def _rounds_if_clear_of_noise(fold_losses: np.ndarray) -> int:
@@ -555,101 +587,3 @@ def _log_loss(periods: RecurrencePeriods, raw: np.ndarray) -> float:
     p = expit(raw)
     y, w = periods.event, periods.weight
     return float(-np.sum(w * (y * np.log(p) + (1 - y) * np.log1p(-p))))
-
-
-@dataclass(frozen=True)
-class CumulativeIncidence:
-    """Risk of a recurrence by each horizon, per episode, and its interval.
-
-    ``risk``, ``low`` and ``high`` are ``(episodes, horizons)``; ``low``/``high`` are
-    ``None`` when no interval was given.
-    """
-
-    horizons: tuple[int, ...]
-    risk: np.ndarray
-    low: np.ndarray | None
-    high: np.ndarray | None
-
-    def frame(self, index: pd.Index | None = None) -> pd.DataFrame:
-        """Columns ``risk_{h}d`` (and ``risk_{h}d_low``, ``risk_{h}d_high``) per horizon."""
-        columns: dict[str, np.ndarray] = {}
-        for k, h in enumerate(self.horizons):
-            columns[f"risk_{h}d"] = self.risk[:, k]
-            if self.low is not None and self.high is not None:
-                columns[f"risk_{h}d_low"] = self.low[:, k]
-                columns[f"risk_{h}d_high"] = self.high[:, k]
-        return pd.DataFrame(columns, index=index)
-
-
-def cumulative_incidence(
-    risk: np.ndarray,
-    shape: np.ndarray,
-    horizons: Sequence[int],
-    risk_low: np.ndarray | None = None,
-    risk_high: np.ndarray | None = None,
-    shape_low: np.ndarray | None = None,
-    shape_high: np.ndarray | None = None,
-) -> CumulativeIncidence:
-    """The one-year risk spread over the horizons by each episode's shape.
-
-    ``risk * shape``: non-decreasing in the horizon when the shape is, and equal to
-    ``risk`` at the last horizon.
-
-    The interval: given only the one-year interval, that interval times the shape (the
-    level's uncertainty alone). Given the shape's interval too
-    (:meth:`TimingModel.predict_shape_interval`), the two half-widths are combined on the
-    log scale as independent errors, ``sqrt(a**2 + b**2)`` with ``a``, ``b`` the log-ratios
-    of each bound to its estimate (the delta method for a product); the bounds are then
-    kept monotone in the horizon, the upper one at most the one-year upper bound, and at
-    the last horizon they are the one-year interval.
-
-    Raises:
-        ValueError: arrays that do not match, a risk outside [0, 1] or a shape that is not
-            a non-decreasing curve ending at 1 (named by row), a bound given alone.
-    """
-    risk = np.asarray(risk, dtype=np.float64)
-    shape = np.asarray(shape, dtype=np.float64)
-    horizons = tuple(int(h) for h in horizons)
-    expected = (len(risk), len(horizons))
-    if shape.shape != expected:
-        raise ValueError(f"shape is {shape.shape}, expected {expected}")
-    bad = np.flatnonzero(~np.isfinite(risk) | (risk < 0) | (risk > 1))
-    if bad.size:
-        raise ValueError(f"risk must be in [0, 1]; row {bad[0]} has {risk[bad[0]]}")
-    broken = (
-        ~np.isfinite(shape).all(axis=1)
-        | (shape < 0).any(axis=1)
-        | (np.diff(shape, axis=1) < 0).any(axis=1)
-        | (shape[:, -1] != 1.0)
-    )
-    if broken.any():
-        i = int(np.flatnonzero(broken)[0])
-        raise ValueError(f"shape must rise from >= 0 to exactly 1; row {i} is {shape[i]}")
-    if (risk_low is None) != (risk_high is None):
-        raise ValueError("give both risk_low and risk_high, or neither")
-    if (shape_low is None) != (shape_high is None):
-        raise ValueError("give both shape_low and shape_high, or neither")
-    curve = risk[:, None] * shape
-    if risk_low is None and shape_low is None:
-        return CumulativeIncidence(horizons, curve, None, None)
-    r_lo = risk if risk_low is None else np.asarray(risk_low, dtype=np.float64)
-    r_hi = risk if risk_high is None else np.asarray(risk_high, dtype=np.float64)
-    if r_lo.shape != risk.shape or r_hi.shape != risk.shape:
-        raise ValueError(f"risk_low and risk_high must have shape {risk.shape}")
-    if shape_low is None:
-        return CumulativeIncidence(horizons, curve, r_lo[:, None] * shape, r_hi[:, None] * shape)
-    s_lo = np.asarray(shape_low, dtype=np.float64)
-    s_hi = np.asarray(shape_high, dtype=np.float64)
-    if s_lo.shape != expected or s_hi.shape != expected:
-        raise ValueError(f"shape_low and shape_high must have shape {expected}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        down = np.hypot(np.log(risk / r_lo)[:, None], np.log(shape / s_lo))
-        up = np.hypot(np.log(r_hi / risk)[:, None], np.log(s_hi / shape))
-        low = np.where(curve > 0, curve * np.exp(-down), 0.0)
-        high = np.where(curve > 0, curve * np.exp(up), r_hi[:, None] * s_hi)
-    low = np.nan_to_num(np.minimum(low, curve), nan=0.0)
-    high = np.minimum(np.nan_to_num(np.maximum(high, curve), nan=1.0), r_hi[:, None])
-    low[:, -1], high[:, -1] = r_lo, r_hi
-    low = np.maximum.accumulate(low, axis=1)
-    high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
-    return CumulativeIncidence(horizons, curve, low, high)

@@ -80,3 +80,31 @@ def decision_curve_figure(benefit: pd.DataFrame, title: str = "Decision curve") 
     ax.set_title(title)
     ax.legend(loc="upper right", frameon=False)
     return fig
+
+
+def incidence_figure(table: pd.DataFrame, title: str = "Risk over time") -> Figure:
+    """Observed (Kaplan–Meier, with its interval) against mean predicted cumulative
+    incidence by day, one colour per group (``models.kaplan_meier.horizon_calibration``'s
+    columns: ``group``, ``horizon_days``, ``incidence``, ``incidence_low``,
+    ``incidence_high``, ``expected``)."""
+    fig = Figure(figsize=_SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    for k, (group, part) in enumerate(table.groupby("group", sort=True)):
+        colour = f"C{k}"
+        days = np.r_[0, part["horizon_days"].to_numpy(dtype=float)]
+        ax.step(
+            days, np.r_[0, part["incidence"].to_numpy()], where="post", color=colour,
+            label=f"{group}: observed",
+        )  # fmt: skip
+        ax.vlines(
+            part["horizon_days"], part["incidence_low"], part["incidence_high"], color=colour,
+            alpha=0.5,
+        )  # fmt: skip
+        ax.plot(
+            days, np.r_[0, part["expected"].to_numpy()], linestyle="--", marker="o",
+            color=colour, label=f"{group}: predicted",
+        )  # fmt: skip
+    ax.set(xlabel="days after return to sport", ylabel="cumulative incidence", ylim=(0, None))
+    ax.set_title(title)
+    ax.legend(loc="upper left", frameon=False, fontsize="small")
+    return fig

@@ -63,7 +63,8 @@ from features import build_feature_frame
 from models.calibration import logit_clipped
 from models.drift import PSI_MODERATE, population_stability
 from models.evaluation import calibration_curve, evaluate, net_benefit
-from models.plots import calibration_figure, decision_curve_figure
+from models.kaplan_meier import horizon_calibration
+from models.plots import calibration_figure, decision_curve_figure, incidence_figure
 from pipeline.cohort import Cohort
 from pipeline.config import AuditConfig, CensoringConfig, FeaturesConfig
 from pipeline.episodes import (
@@ -75,6 +76,7 @@ from pipeline.episodes import (
 )
 from pipeline.errors import HamriskError, UnusableInputError
 from pipeline.io import atomic_file
+from pipeline.schemas import CURVE_HORIZONS
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "injury_id",
@@ -223,6 +225,7 @@ def _read_predictions_file(path: Path, model_name: str) -> pd.DataFrame:
     risk = pd.to_numeric(raw["risk"], errors="coerce").to_numpy(dtype=np.float64)
     fail(np.flatnonzero(~((risk >= 0) & (risk <= 1))), "risk", "must be a number in [0, 1]")
     out["risk"] = risk
+    out = out.assign(**curve_from_predictions_file(raw))
     out["scored_at"] = (
         pd.to_datetime(raw["scored_at"], errors="coerce", format="mixed", utc=True)
         if "scored_at" in raw.columns
@@ -238,6 +241,23 @@ def _read_predictions_file(path: Path, model_name: str) -> pd.DataFrame:
             f"{model_name!r}",
             "audit each registered model separately (set model_name in configs/audit.yaml)",
         )
+    return out
+
+
+def curve_from_predictions_file(raw: pd.DataFrame) -> dict[str, Any]:
+    """The curve columns of a predictions file as read (text or numbers): ``risk_{h}d``
+    for each ``pipeline.schemas.CURVE_HORIZONS`` as floats, NaN where blank, unreadable or
+    absent (a file written before the curve was scored), and ``risk_band`` (missing when
+    absent)."""
+    out: dict[str, Any] = {}
+    for h in CURVE_HORIZONS:
+        column = f"risk_{h}d"
+        values = raw[column] if column in raw.columns else pd.Series(np.nan, index=raw.index)
+        number = pd.to_numeric(values.replace("", np.nan), errors="coerce")
+        number = number.to_numpy(dtype=np.float64)
+        out[column] = np.where((number >= 0) & (number <= 1), number, np.nan)
+    band = raw["risk_band"] if "risk_band" in raw.columns else pd.Series(pd.NA, index=raw.index)
+    out["risk_band"] = band.astype("string").replace("", pd.NA)
     return out
 
 
@@ -317,6 +337,9 @@ def audit_outcomes(
     versions = breakdowns[1]["cells"]
     verdict = _overall_verdict(versions)
     curves, figures = _curves(judged, config, min_cell)
+    over_time, over_time_figure = time_scale_audit(judged, window, config.level, min_cell)
+    if over_time_figure is not None:
+        figures["risk_over_time"] = over_time_figure
     drift = _drift(rows, features, references or {}, config, min_cell)
     if drift:
         for version, found in drift.items():
@@ -353,6 +376,7 @@ def audit_outcomes(
         "breakdowns": [*breakdowns, samples],
         "calibration_curves": curves["calibration"],
         "decision_curves": curves["decision"],
+        "risk_over_time": over_time,
         "drift": drift,
     }
     return Audit(_json_ready(document), figures, verdict, EXIT_CODES[verdict])
@@ -770,6 +794,55 @@ def _overall_verdict(versions: list[dict[str, Any]]) -> str:
     if verdicts and all(v == CALIBRATED for v in verdicts):
         return CALIBRATED
     return TOO_FEW
+
+
+def time_scale_audit(
+    rows: pd.DataFrame, window_days: float, level: float, min_cell: int
+) -> tuple[dict[str, Any], Figure | None]:
+    """Observed cumulative incidence (Kaplan–Meier) against the mean predicted curve.
+
+    Over the judged episodes whose predictions carry a curve (files written before it was
+    scored have none) and whose outcome is in the records: at each horizon, overall
+    (``calibration``: O/E with the interval of the observed incidence,
+    ``models.kaplan_meier.horizon_calibration``) and by the predictions' risk band
+    (``by_band``, bands with fewer than ``min_cell`` episodes left out). Censoring: the
+    Kaplan–Meier estimate treats losses to follow-up as independent of recurrence, the
+    same assumption as the unweighted estimate; the one-year O/E of the metrics table is
+    IPCW-weighted.
+    """
+    horizons = [*CURVE_HORIZONS, int(window_days)]
+    predicted = rows[[*(f"risk_{h}d" for h in CURVE_HORIZONS), "risk"]].to_numpy(dtype=np.float64)
+    usable = (
+        np.isfinite(predicted).all(axis=1)
+        & rows["in_records"].to_numpy(dtype=bool)
+        & rows["followed_days"].notna().to_numpy()
+    )
+    document: dict[str, Any] = {
+        "horizons_days": horizons,
+        "episodes": int(usable.sum()),
+        "episodes_without_curve": int((~np.isfinite(predicted).all(axis=1)).sum()),
+        "calibration": [],
+        "by_band": [],
+    }
+    if usable.sum() < max(min_cell, 1):
+        return document, None
+    part = rows.loc[usable]
+    followed = part["followed_days"].to_numpy(dtype=np.float64)
+    event = part["event_days"].to_numpy(dtype=np.float64)
+    pred = predicted[usable]
+    overall = horizon_calibration(followed, event, pred, horizons, level=level)
+    bands = part["risk_band"].astype("string").fillna("unbanded").to_numpy(dtype=object)
+    counts = pd.Series(bands).value_counts()
+    kept = np.isin(bands, counts.index[counts >= min_cell].to_numpy())
+    figure = None
+    if kept.any():
+        by_band = horizon_calibration(
+            followed[kept], event[kept], pred[kept], horizons, by=bands[kept], level=level
+        )
+        document["by_band"] = by_band.to_dict(orient="records")
+        figure = incidence_figure(by_band, "Risk over time by risk band, new episodes")
+    document["calibration"] = overall.drop(columns="group").to_dict(orient="records")
+    return document, figure
 
 
 def _curves(

@@ -214,6 +214,9 @@ class IncidenceConfig(Section):
     reg_lambda: float = Field(10.0, ge=0.0)
     cv_folds: int = Field(5, ge=2, le=20)
     n_bootstrap: int = Field(20, ge=0, le=500)
+    # The published timing, for a model version without a fitted timing (sources in YAML).
+    published_weibull_shape: float = Field(0.7, gt=0.0, le=5.0)
+    published_median_days: float = Field(24.0, gt=0.0)
 
     @model_validator(mode="after")
     def _horizons_on_bin_edges(self) -> IncidenceConfig:
@@ -231,6 +234,23 @@ class IncidenceConfig(Section):
                 f"({self.horizons[-1]})"
             )
         return self
+
+
+def check_incidence_window(incidence: IncidenceConfig, outcome_window_days: float) -> None:
+    """Raise ConfigError unless the last incidence horizon is the outcome window (where the
+    curve is the one-year risk) and the published median lies inside it."""
+    if incidence.horizons[-1] != outcome_window_days:
+        raise ConfigError(
+            f"configs/train.yaml: incidence.horizons ends at {incidence.horizons[-1]} days but "
+            f"configs/features.yaml outcome.window_days is {outcome_window_days:g}; the last "
+            "horizon must be the outcome window"
+        )
+    if not incidence.published_median_days < outcome_window_days:
+        raise ConfigError(
+            f"configs/train.yaml: incidence.published_median_days "
+            f"({incidence.published_median_days:g}) must be below the outcome window "
+            f"({outcome_window_days:g} days)"
+        )
 
 
 class TrainConfig(Section):

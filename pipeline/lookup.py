@@ -33,6 +33,7 @@ from features.catalog import FEATURES_BY_NAME, TEST_WORDS
 from features.strength import TESTS, UNITS
 from pipeline.cohort import Cohort
 from pipeline.config import FeaturesConfig, LookupConfig, RiskBandsConfig
+from pipeline.curve import curve_columns
 from pipeline.errors import HamriskError
 from pipeline.model_cache import RegisteredModel
 
@@ -372,6 +373,22 @@ class LookupResult:
     unknown: int
     about: str = ""
     known_values: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Cumulative incidence by each horizon before the window, days -> (risk, low, high),
+    # and whether its timing is the model's own (``fitted``) or the published one.
+    curve: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    curve_shape: str = ""
+    window_days: int = 365
+
+    def risk_over_time(self) -> list[dict[str, Any]]:
+        """Each horizon's risk and interval, the window's being ``risk`` itself."""
+        points = [
+            {"days": days, "risk": r, "risk_low": lo, "risk_high": hi}
+            for days, (r, lo, hi) in sorted(self.curve.items())
+        ]
+        return points + [
+            {"days": self.window_days, "risk": self.risk, "risk_low": self.risk_low,
+             "risk_high": self.risk_high}
+        ]  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready document."""
@@ -381,6 +398,8 @@ class LookupResult:
             "risk_low": self.risk_low,
             "risk_high": self.risk_high,
             "risk_band": self.band,
+            "risk_over_time": self.risk_over_time(),
+            "curve_shape": self.curve_shape,
             "baseline": self.base_rate,
             "top_factors": [
                 {"feature": f.feature, "words": f.words, "direction": f.direction,
@@ -452,6 +471,12 @@ def lookup_risk(
     frame = _frame(rm, known, config)
     risk = float(np.mean(rm.predict_risk(frame)))
     low, high = rm.predict_interval(frame)
+    curve = curve_columns(rm, frame, rm.predict_risk(frame), low, high)
+    horizons = [int(c.removeprefix("risk_").removesuffix("d")) for c in curve.columns[:-1:3]]
+    points = {
+        h: tuple(float(curve[f"risk_{h}d{end}"].mean()) for end in ("", "_low", "_high"))
+        for h in horizons
+    }
     contributions = rm.contributions(frame).mean(axis=0)
     shown = [name for name in rm.feature_names_in_ if name in known]
     ranked = sorted(
@@ -477,6 +502,9 @@ def lookup_risk(
         unknown=len(unknown_names),
         about=about,
         known_values=dict(row),
+        curve=points,
+        curve_shape=str(curve["curve_shape"].iloc[0]),
+        window_days=int(model.definition.config.outcome.window_days),
     )
 
 
@@ -620,6 +648,29 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _horizon_words(days: int, window_days: int) -> str:
+    if days == window_days:
+        return "the year" if days == 365 else f"{days} days"
+    if days % 7 == 0 and days <= 84:
+        return f"{days // 7} weeks"
+    if days in (90, 180, 270):
+        return f"{days // 30} months"
+    return f"{days} days"
+
+
+def curve_words(result: LookupResult) -> str:
+    """ "about 18% within 4 weeks, 26% within 3 months, ... and 31% within the year", with
+    a note when the timing is the published one rather than the model's own."""
+    parts = [
+        f"{p['risk']:.0%} within {_horizon_words(p['days'], result.window_days)}"
+        for p in result.risk_over_time()
+    ]
+    text = "about " + ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    if result.curve_shape == "published":
+        text += " (timing over the year: the published one, not learned by this model)"
+    return text
+
+
 def format_lookup(result: LookupResult) -> str:
     """The lookup as a clinician reads it."""
     lines = []
@@ -630,6 +681,7 @@ def format_lookup(result: LookupResult) -> str:
         f"(interval {result.risk_low:.0%}-{result.risk_high:.0%})"
     )
     lines.append(f"band          {result.band} (baseline {result.base_rate:.0%})")
+    lines.append(f"over time     {curve_words(result)}")
     if result.factors:
         lines.append("top factors")
         for factor in result.factors:

@@ -47,6 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from features.definition import FeatureDefinition
 from pipeline.config import GatesConfig
+from pipeline.curve import curve_columns
 from pipeline.errors import HamriskError
 
 if TYPE_CHECKING:
@@ -272,6 +273,10 @@ class RiskPyfunc(mlflow.pyfunc.PythonModel):
 
     The wrapped object needs ``predict_risk(X)``, ``predict_interval(X) -> (low, high)``
     and ``contributions(X)``; it travels as a pickled artifact, not inside this wrapper.
+    Beside ``risk``, ``risk_low`` and ``risk_high`` the output has the cumulative incidence
+    by each earlier horizon with its interval (``risk_28d``, ``risk_28d_low``, ...) and
+    ``curve_shape``: the wrapped object's ``timing_`` when it has one, else the published
+    timing (:func:`pipeline.curve.curve_columns`).
     The feature definition it was trained on (``features.definition``) travels beside it
     as JSON: the settings and columns scoring must build its input with.
     """
@@ -308,14 +313,13 @@ class RiskPyfunc(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         risk = np.asarray(self._risk_model.predict_risk(model_input), dtype=float)
         low, high = self._risk_model.predict_interval(model_input)
-        return pd.DataFrame(
-            {
-                "risk": risk,
-                "risk_low": np.asarray(low, dtype=float),
-                "risk_high": np.asarray(high, dtype=float),
-            },
-            index=model_input.index,
+        low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+        out = pd.DataFrame(
+            {"risk": risk, "risk_low": low, "risk_high": high}, index=model_input.index
         )
+        # The cumulative incidence by each earlier horizon; the window's is ``risk``.
+        curve = curve_columns(self._risk_model, model_input, risk, low, high)
+        return pd.concat([out, curve], axis=1)
 
 
 def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:

@@ -170,6 +170,55 @@ def _breakdown_table(breakdown: Mapping[str, Any], level: float) -> str:
     return _table(headers, rows)
 
 
+def _risk_over_time(
+    found: Mapping[str, Any] | None, figures: Mapping[str, Figure], level: float
+) -> list[str]:
+    """The time-scale audit: observed (Kaplan–Meier) against predicted cumulative incidence
+    at each horizon, its O/E with the interval of the observed, and the figure by band."""
+    if not found:
+        return []
+    parts = ["<h3>Risk over time</h3>"]
+    note = (
+        f"{_number(found['episodes'])} new episodes whose predictions carry a curve"
+        + (
+            f" ({_number(found['episodes_without_curve'])} predictions written before the "
+            "curve was scored are left out)"
+            if found.get("episodes_without_curve")
+            else ""
+        )
+        + ". Observed: Kaplan–Meier cumulative incidence (losses to follow-up as "
+        f"independent censoring) with its {level:.0%} interval; expected: the mean predicted "
+        "curve; O/E takes the observed interval over the expected."
+    )
+    parts.append(f"<p>{escape(note)}</p>")
+    rows = []
+    for row in found.get("calibration") or []:
+        rows.append(
+            [
+                _td(f"{row['horizon_days']} days"),
+                _td(_number(int(row["episodes"]))),
+                _td(_number(int(row["events"]))),
+                _td(_with_ci({"estimate": row["incidence"], "low": row["incidence_low"],
+                              "high": row["incidence_high"]}, 3)),
+                _td(_number(row["expected"], 3)),
+                _td(_with_ci({"estimate": row["oe_ratio"], "low": row["oe_low"],
+                              "high": row["oe_high"]})),
+            ]
+        )  # fmt: skip
+    if rows:
+        headers = ["by day", "episodes", "recurred by then", "observed", "expected"]
+        parts.append(_table([*headers, f"O/E ({level:.0%} CI)"], rows))
+    else:
+        parts.append("<p>Too few episodes with a curve to compare.</p>")
+    if "risk_over_time" in figures:
+        caption = "Observed (steps, with intervals) and mean predicted (dashed) by risk band."
+        parts.append(
+            f"<figure>{figure_svg(figures['risk_over_time'])}"
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
+    return parts
+
+
 def render_html(document: Mapping[str, Any], figures: Mapping[str, Figure]) -> str:
     """The report page: verdict, outcome counts, breakdown tables, figures, drift, method."""
     audit = document["audit"]
@@ -278,6 +327,8 @@ def render_html(document: Mapping[str, Any], figures: Mapping[str, Figure]) -> s
         label = _LABELS.get(breakdown["by"], f"By {breakdown['by']}")
         parts.append(f"<h3>{escape(label)}</h3>")
         parts.append(_breakdown_table(breakdown, audit["level"]))
+
+    parts.extend(_risk_over_time(document.get("risk_over_time"), figures, audit["level"]))
 
     parts.append("<h2>Drift of the inputs</h2>")
     drift = document.get("drift") or {}

@@ -437,6 +437,15 @@ FeatureFrame: pa.DataFrameSchema = feature_frame_schema()
 # --- predictions: what `hamrisk score` writes, one row per index episode and model version ---
 
 RISK_BANDS = ("low", "moderate", "high")
+# The cumulative incidence a predictions file carries before the window (whose is ``risk``):
+# ``configs/train.yaml`` ``incidence.horizons`` but the last. Blank in rows written before
+# the curve was scored (files kept by ``--only-new``); ``curve_shape`` says whether the
+# curve's timing is the model's own (``fitted``) or the published one (``published``).
+CURVE_HORIZONS = (28, 90, 180)
+CURVE_RISK_COLUMNS = tuple(
+    f"risk_{h}d{end}" for h in CURVE_HORIZONS for end in ("", "_low", "_high")
+)
+CURVE_COLUMNS = (*CURVE_RISK_COLUMNS, "curve_shape")
 PREDICTION_COLUMNS = (
     "injury_id",
     "athlete_id",
@@ -446,6 +455,7 @@ PREDICTION_COLUMNS = (
     "risk",
     "risk_low",
     "risk_high",
+    *CURVE_COLUMNS,
     "risk_band",
     "top_factors",
     "model_name",
@@ -466,6 +476,16 @@ class Predictions(pa.DataFrameModel):
     risk: Series[float] = pa.Field(ge=0.0, le=1.0)
     risk_low: Series[float] = pa.Field(ge=0.0, le=1.0)
     risk_high: Series[float] = pa.Field(ge=0.0, le=1.0)
+    risk_28d: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    risk_28d_low: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    risk_28d_high: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    risk_90d: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    risk_90d_low: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    risk_90d_high: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    risk_180d: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    risk_180d_low: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    risk_180d_high: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    curve_shape: Series[str] = pa.Field(isin=("fitted", "published"), nullable=True)
     risk_band: Series[str] = pa.Field(isin=RISK_BANDS)
     top_factors: Series[str]
     model_name: Series[str]

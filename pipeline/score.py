@@ -34,10 +34,17 @@ from features.catalog import FEATURES_BY_NAME, FeatureSpec
 from models.explain import top_factors
 from pipeline.cohort import Cohort
 from pipeline.config import RiskBandsConfig, ScoreConfig
+from pipeline.curve import curve_columns
 from pipeline.episodes import index_episodes
 from pipeline.errors import HamriskError
 from pipeline.model_cache import RegisteredModel, load_model, resolve
-from pipeline.schemas import PREDICTION_COLUMNS, Predictions
+from pipeline.schemas import (
+    CURVE_COLUMNS,
+    CURVE_HORIZONS,
+    CURVE_RISK_COLUMNS,
+    PREDICTION_COLUMNS,
+    Predictions,
+)
 from pipeline.validate import ValidationResult, validate_cohort, write_rejects
 
 OUTPUT_FORMATS = (".csv", ".parquet")
@@ -183,6 +190,7 @@ def score_episodes(
     # from the same pass.
     assessed = risk_model.assess(features)
     risk = assessed.risk
+    curve = curve_frame(risk_model, features, assessed.risk, assessed.risk_low, assessed.risk_high)
     frame = pd.DataFrame(
         {
             "injury_id": episodes["injury_id"].astype(str).to_numpy(),
@@ -193,6 +201,7 @@ def score_episodes(
             "risk": risk,
             "risk_low": assessed.risk_low,
             "risk_high": assessed.risk_high,
+            **{c: curve[c].to_numpy() for c in CURVE_COLUMNS},
             "risk_band": bands.band(risk, risk_model.base_rate_),
             "top_factors": factors_text(features, assessed.contributions, n_factors),
             "model_name": model.name,
@@ -209,6 +218,26 @@ def score_episodes(
     return Predictions.validate(frame)
 
 
+def curve_frame(
+    risk_model: Any, features: pd.DataFrame, risk: Any, low: Any, high: Any
+) -> pd.DataFrame:
+    """The predictions file's curve columns (``pipeline.schemas.CURVE_COLUMNS``), as the
+    pyfunc gives them (:func:`pipeline.curve.curve_columns`).
+
+    Raises:
+        OutputError: the model's horizons are not the ones a predictions file carries.
+    """
+    curve = curve_columns(risk_model, features, risk, low, high)
+    missing = [c for c in CURVE_COLUMNS if c not in curve.columns]
+    if missing:
+        horizons = [c.removeprefix("risk_").removesuffix("d") for c in curve.columns[::3]][:-1]
+        raise OutputError(
+            f"the model reports its curve at {', '.join(horizons)} days, but a predictions "
+            f"file carries {', '.join(map(str, CURVE_HORIZONS))} days (column {missing[0]})"
+        )
+    return curve
+
+
 def empty_predictions() -> pd.DataFrame:
     """A predictions frame with no rows and the schema's dtypes."""
     return pd.DataFrame(
@@ -221,6 +250,8 @@ def empty_predictions() -> pd.DataFrame:
             "risk": pd.Series(dtype="float64"),
             "risk_low": pd.Series(dtype="float64"),
             "risk_high": pd.Series(dtype="float64"),
+            **{c: pd.Series(dtype="float64") for c in CURVE_RISK_COLUMNS},
+            "curve_shape": pd.Series(dtype=str),
             "risk_band": pd.Series(dtype=str),
             "top_factors": pd.Series(dtype=str),
             "model_name": pd.Series(dtype=str),
@@ -650,6 +681,7 @@ def read_predictions(path: Path | str) -> pd.DataFrame:
             frame = pd.read_parquet(path)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise OutputError(f"{path}: cannot read it as a predictions file ({exc})") from None
+    frame = with_curve_columns(frame)
     missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
     if missing:
         raise OutputError(
@@ -685,6 +717,29 @@ def read_predictions(path: Path | str) -> pd.DataFrame:
         ) from None
 
 
+def with_curve_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A predictions frame read from a file written before the curve was scored, with its
+    curve columns blank (NaN; ``curve_shape`` missing); other frames unchanged."""
+    if any(c in frame.columns for c in CURVE_COLUMNS) or "risk_high" not in frame.columns:
+        return frame
+    at = list(frame.columns).index("risk_high") + 1
+    blank = pd.DataFrame(
+        {
+            **{c: np.full(len(frame), np.nan) for c in CURVE_RISK_COLUMNS},
+            "curve_shape": pd.Series([pd.NA] * len(frame), dtype=str, index=frame.index),
+        },
+        index=frame.index,
+    )
+    columns = list(frame.columns)
+    return pd.concat([frame[columns[:at]], blank, frame[columns[at:]]], axis=1)
+
+
+def _csv_numbers(values: pd.Series) -> np.ndarray:
+    """Text cells as floats, a blank cell as NaN."""
+    text = values.to_numpy(dtype=object)
+    return np.array(np.where(text == "", "nan", text), dtype=np.float64)
+
+
 def _typed_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
     provisional = frame["provisional"].str.lower().map({"true": True, "false": False})
     if provisional.isna().any():
@@ -696,7 +751,10 @@ def _typed_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
         c: np.array(frame[c].to_numpy(dtype=object), dtype=np.float64)
         for c in ("risk", "risk_low", "risk_high")
     }
+    numbers.update({c: _csv_numbers(frame[c]) for c in CURVE_RISK_COLUMNS})
+    shape = frame["curve_shape"].astype(object)
     return frame.assign(
+        curve_shape=pd.Series(shape.where(shape != "", None), dtype=str, index=frame.index),
         prediction_time=pd.to_datetime(frame["prediction_time"], format="%Y-%m-%d"),
         provisional=provisional.astype(bool),
         scored_at=pd.to_datetime(frame["scored_at"], format="ISO8601", utc=True),

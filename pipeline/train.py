@@ -37,10 +37,16 @@ from models.evaluation import (
     optimism_corrected,
     summarise,
 )
+from models.incidence import TimingModel
 from models.selection import select_model
 from pipeline import registry
 from pipeline.cohort import Cohort
-from pipeline.config import CandidateConfig, FeaturesConfig, TrainConfig
+from pipeline.config import (
+    CandidateConfig,
+    FeaturesConfig,
+    TrainConfig,
+    check_incidence_window,
+)
 from pipeline.episodes import (
     WeightDiagnostics,
     censoring_inputs,
@@ -201,6 +207,20 @@ def fit_candidate(
     )
 
 
+def fit_timing(data: TrainingData, config: TrainConfig) -> TimingModel:
+    """When a recurrence falls, learned on the same episodes, features, censoring weights
+    and athletes as the one-year model (``models/incidence.py``)."""
+    return TimingModel.from_config(
+        config.incidence, categorical=CATEGORICAL, random_state=config.random_state
+    ).fit(
+        data.features,
+        data.episodes["followed_days"].to_numpy(dtype=np.float64),
+        data.episodes["event_days"].to_numpy(dtype=np.float64),
+        groups=data.groups,
+        sample_weight=data.weights,
+    )
+
+
 def choose_candidate(
     data: TrainingData, config: TrainConfig
 ) -> tuple[CandidateConfig, pd.DataFrame]:
@@ -266,6 +286,9 @@ def develop_model(data: TrainingData, config: TrainConfig) -> Development:
     train, test = data.subset(train_rows), data.subset(test_rows)
     candidate, selection_table = choose_candidate(train, config)
     model = fit_candidate(candidate, train, config)
+    # The registered model carries its timing: the pyfunc, the model cache and the compact
+    # model spread the one-year risk over the horizons with it (models.curve.risk_curve).
+    model.timing_ = fit_timing(train, config)
     baseline = fit_candidate(config.model.baseline, train, config, n_bootstrap=0)
     test_risk = model.predict_risk(test.features)
     n_boot = config.evaluation.n_boot
@@ -394,6 +417,7 @@ def train_model(
     """
     today = today or dt.date.today()
     reg = train_config.registry
+    check_incidence_window(train_config.incidence, features_config.outcome.window_days)
     validation = validate_cohort(folder, today=today)
     data = prepare_training_data(validation.cohort, features_config, train_config, today)
     # An unreachable tracking server is reported now, not after minutes of model fitting.
