@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.censoring import render_censoring, run_censoring
 from bench.configs import load_configs
+from bench.curves import CurvesSettings, render_curves_bench, run_curves
 from bench.data import render_data, run_data
 from bench.lookup import render_lookup, run_lookup
 from bench.measure import PROJECT_DIR, machine, progress
@@ -34,6 +35,7 @@ FULL = {
     "interactions_at": 100_000,
     "lookup_repeats": 5,
     "censoring": (2_000, 20_000),
+    "curves": CurvesSettings(athletes=2_000, test_athletes=3_000),
 }
 QUICK = {
     "data_athletes": 2_000,
@@ -44,6 +46,7 @@ QUICK = {
     "interactions_at": 2_000,
     "lookup_repeats": 2,
     "censoring": (2_000,),
+    "curves": CurvesSettings(athletes=600, test_athletes=600),
 }
 
 
@@ -97,6 +100,13 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
     )
     sections.append(failed or render_spread(spread, configs))
 
+    curves = None
+    if sizes.get("curves") is not None:
+        curves, failed = _section(
+            "Risk over time", lambda: run_curves(work, configs, sizes["curves"])
+        )
+        sections.append(failed or render_curves_bench(curves))
+
     training, failed = _section("Training", lambda: run_training(work, configs, sizes["training"]))
     sections.append(failed or render_training(training, configs))
 
@@ -136,7 +146,7 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
         )
         sections.append(failed or render_lookup(lookup))
 
-    reading = render_reading(quality, training, scoring)
+    reading = render_reading(quality, training, scoring, curves)
     header = render_header(host, quick, time.perf_counter() - start)
     notes = (
         "## Notes\n\n"

@@ -5,6 +5,7 @@ The reading is computed from the numbers of the same run; nothing in it is writt
 
 from __future__ import annotations
 
+from bench.curves import CurvesBench
 from bench.quality import LABELS, QualityBench, summary
 from bench.scoring import ScoringBench
 from bench.training import TrainingBench, aim_point
@@ -37,7 +38,10 @@ def _pct(x: float) -> str:
 
 
 def render_reading(
-    quality: QualityBench | None, training: TrainingBench | None, scoring: ScoringBench | None
+    quality: QualityBench | None,
+    training: TrainingBench | None,
+    scoring: ScoringBench | None,
+    curves: CurvesBench | None = None,
 ) -> str:
     lines = ["## Reading", ""]
     if quality is not None:
@@ -93,7 +97,26 @@ def render_reading(
             )
     elif scoring is not None:
         lines.append(f"- **Scoring** was not measured: {scoring.not_measured}.")
+    if curves is not None:
+        lines.append(_curves_reading(curves))
     return "\n".join(lines)
+
+
+def _curves_reading(curves: CurvesBench) -> str:
+    """hamrisk's MSE to the true curves over the peer's, by timing and horizon."""
+    r = curves.results.set_index(["timing", "method", "horizon_days"])["mse"]
+    parts = []
+    for timing in sorted(curves.results["timing"].unique()):
+        ratios = [
+            f"{h} d {r[(timing, 'hamrisk', h)] / r[(timing, 'peer (cohort KM shape)', h)]:.2f}"
+            for h in sorted(curves.results["horizon_days"].unique())[:-1]
+        ]
+        parts.append(f"{timing} timing: " + ", ".join(ratios))
+    return (
+        "- **Risk over time.** hamrisk's MSE to the true cumulative incidence over the peer's"
+        " (the same one-year risk spread by the cohort's Kaplan–Meier shape; below 1 is"
+        " better): " + "; ".join(parts) + "."
+    )
 
 
 def _limits(quality: QualityBench) -> str:

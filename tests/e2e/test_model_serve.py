@@ -93,3 +93,7 @@ def test_served_model_scores_a_record_like_the_in_process_model(
     assert (
         0 <= served["predictions"][0]["risk_low"] <= risk <= served["predictions"][0]["risk_high"]
     )
+    # The risk over time travels with it: monotone, ending at the one-year risk.
+    row = served["predictions"][0]
+    assert 0 <= row["risk_28d"] <= row["risk_90d"] <= row["risk_180d"] <= risk
+    assert row["curve_shape"] == "fitted"
