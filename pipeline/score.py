@@ -644,6 +644,9 @@ def _arrow_predictions(predictions: pd.DataFrame) -> pa.Table:
     utc = predictions["scored_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
     table = pa.Table.from_pandas(predictions.drop(columns="scored_at"), preserve_index=False)
     instants = pa.array(utc, pa.timestamp("ns")).cast(pa.timestamp("ns", tz="UTC"))
+    # Rows kept from a file written before the curve have no curve_shape: still text.
+    at = table.column_names.index("curve_shape")
+    table = table.set_column(at, "curve_shape", table["curve_shape"].cast(pa.string()))
     return table.add_column(list(predictions.columns).index("scored_at"), "scored_at", instants)
 
 

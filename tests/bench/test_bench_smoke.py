@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.__main__ import run
+from bench.curves import CurvesSettings
 from bench.lookup import LookupBench, render_lookup
 from bench.measure import Spread, run_child
 from bench.quality import QualitySettings
@@ -21,6 +22,7 @@ TINY = {
     "scoring": {},
     "lookup_repeats": 0,
     "censoring": (300,),
+    "curves": CurvesSettings(athletes=300, test_athletes=300),
 }
 
 
@@ -39,6 +41,7 @@ def test_bench_writes_every_section(tmp_path: Path) -> None:
         "## Training time against episodes",
         "## Follow-up and censoring weights",
         "## Scoring and lookup",
+        "## Risk over time against the true curves",
     ):
         assert heading in text
     assert "Not measured: the benchmark failed" not in text
