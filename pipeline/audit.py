@@ -811,7 +811,9 @@ def time_scale_audit(
     IPCW-weighted.
     """
     horizons = [*CURVE_HORIZONS, int(window_days)]
-    predicted = rows[[*(f"risk_{h}d" for h in CURVE_HORIZONS), "risk"]].to_numpy(dtype=np.float64)
+    # Rows handed over without curve columns (older predictions) have no curve.
+    predicted = rows.reindex(columns=[*(f"risk_{h}d" for h in CURVE_HORIZONS), "risk"])
+    predicted = predicted.to_numpy(dtype=np.float64, na_value=np.nan)
     usable = (
         np.isfinite(predicted).all(axis=1)
         & rows["in_records"].to_numpy(dtype=bool)
@@ -831,7 +833,8 @@ def time_scale_audit(
     event = part["event_days"].to_numpy(dtype=np.float64)
     pred = predicted[usable]
     overall = horizon_calibration(followed, event, pred, horizons, level=level)
-    bands = part["risk_band"].astype("string").fillna("unbanded").to_numpy(dtype=object)
+    band = part["risk_band"] if "risk_band" in part.columns else pd.Series(pd.NA, index=part.index)
+    bands = band.astype("string").fillna("unbanded").to_numpy(dtype=object)
     counts = pd.Series(bands).value_counts()
     kept = np.isin(bands, counts.index[counts >= min_cell].to_numpy())
     figure = None
