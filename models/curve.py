@@ -227,13 +227,17 @@ def risk_curve(
     risk_high: np.ndarray,
     published: PublishedTiming,
     level: float = 0.95,
+    timing_interval: bool = True,
 ) -> tuple[pd.DataFrame, str]:
     """Columns ``risk_{h}d``, ``risk_{h}d_low``, ``risk_{h}d_high`` for every horizon but
     the last (the last is ``risk`` itself), and where the shape came from.
 
     The shape is the model's own :class:`TimingModel` (``model.timing_``) when it carries
     one (:data:`SHAPE_FITTED`; its bootstrap interval is combined with the one-year one when
-    it has members), else ``published``'s (:data:`SHAPE_PUBLISHED`).
+    it has members and ``timing_interval``), else ``published``'s (:data:`SHAPE_PUBLISHED`).
+    Without the timing's interval each horizon's interval is the one-year interval times
+    the shape: the level's uncertainty alone (one prediction of the timing instead of one
+    per bootstrap member).
     """
     timing = getattr(model, "timing_", None)
     shape_low = shape_high = None
@@ -242,7 +246,7 @@ def risk_curve(
         interval = getattr(timing, "interval_available", None)
         if interval is None:  # a TimingModel: an interval needs two bootstrap members
             interval = len(getattr(timing, "members_", ())) >= 2
-        if interval:
+        if interval and timing_interval:
             shape, shape_low, shape_high = timing.predict_shape_interval(X, level)
         else:
             shape = timing.predict_shape(X)

@@ -27,10 +27,20 @@ def published_timing() -> PublishedTiming:
     return PublishedTiming.from_config(incidence)
 
 
-def curve_columns(risk_model: Any, X: pd.DataFrame, risk: Any, low: Any, high: Any) -> pd.DataFrame:
+def curve_columns(
+    risk_model: Any,
+    X: pd.DataFrame,
+    risk: Any,
+    low: Any,
+    high: Any,
+    timing_interval: bool = True,
+) -> pd.DataFrame:
     """``risk_{h}d``, ``risk_{h}d_low``, ``risk_{h}d_high`` for each horizon before the
     window, then ``curve_shape``: ``fitted`` (the model's own timing) or ``published``
-    (:func:`published_timing`). Index that of ``X``."""
-    frame, source = risk_curve(risk_model, X, risk, low, high, published_timing())
+    (:func:`published_timing`). Index that of ``X``. ``timing_interval=False``: intervals
+    from the one-year interval alone (``models.curve.risk_curve``)."""
+    frame, source = risk_curve(
+        risk_model, X, risk, low, high, published_timing(), timing_interval=timing_interval
+    )
     frame["curve_shape"] = source
     return frame

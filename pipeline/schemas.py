@@ -439,7 +439,8 @@ FeatureFrame: pa.DataFrameSchema = feature_frame_schema()
 RISK_BANDS = ("low", "moderate", "high")
 # The cumulative incidence a predictions file carries before the window (whose is ``risk``):
 # ``configs/train.yaml`` ``incidence.horizons`` but the last. Blank in rows written before
-# the curve was scored (files kept by ``--only-new``); ``curve_shape`` says whether the
+# the curve was scored (files kept by ``--only-new``). Their intervals carry the one-year
+# risk's uncertainty (``pipeline.score.curve_frame``); ``curve_shape`` says whether the
 # curve's timing is the model's own (``fitted``) or the published one (``published``).
 CURVE_HORIZONS = (28, 90, 180)
 CURVE_RISK_COLUMNS = tuple(

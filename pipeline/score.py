@@ -227,7 +227,10 @@ def curve_frame(
     Raises:
         OutputError: the model's horizons are not the ones a predictions file carries.
     """
-    curve = curve_columns(risk_model, features, risk, low, high)
+    # The timing's own bootstrap interval would predict the timing once per member: on
+    # 100,000 episodes that took longer than the whole risk and interval (measured), so
+    # scored files carry each horizon's interval from the one-year interval alone.
+    curve = curve_columns(risk_model, features, risk, low, high, timing_interval=False)
     missing = [c for c in CURVE_COLUMNS if c not in curve.columns]
     if missing:
         horizons = [c.removeprefix("risk_").removesuffix("d") for c in curve.columns[::3]][:-1]
