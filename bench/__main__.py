@@ -15,6 +15,7 @@ from typing import Any
 from bench.censoring import render_censoring, run_censoring
 from bench.configs import load_configs
 from bench.data import render_data, run_data
+from bench.literature import WORLDS, render_ladder, run_ladder
 from bench.lookup import render_lookup, run_lookup
 from bench.measure import PROJECT_DIR, machine, progress
 from bench.quality import render_curves, render_quality, run_quality, settings_for
@@ -34,6 +35,11 @@ FULL = {
     "interactions_at": 100_000,
     "lookup_repeats": 5,
     "censoring": (2_000, 20_000),
+    "ladder": {
+        "sizes": [50, 100, 250, 500, 1_000, 5_000],
+        "seeds": [20261126, 20261127],
+        "test_athletes": 10_000,
+    },
 }
 QUICK = {
     "data_athletes": 2_000,
@@ -44,6 +50,7 @@ QUICK = {
     "interactions_at": 2_000,
     "lookup_repeats": 2,
     "censoring": (2_000,),
+    "ladder": {"sizes": [100, 500], "seeds": [20261126], "test_athletes": 2_000},
 }
 
 
@@ -99,6 +106,16 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
 
     training, failed = _section("Training", lambda: run_training(work, configs, sizes["training"]))
     sections.append(failed or render_training(training, configs))
+
+    ladder_sizes = sizes["ladder"]
+    ladder, failed = _section(
+        "Ladder",
+        lambda: run_ladder(
+            ladder_sizes["sizes"], list(WORLDS), ladder_sizes["seeds"],
+            ladder_sizes["test_athletes"],
+        ),
+    )  # fmt: skip
+    sections.append(failed or render_ladder(ladder))
 
     scoring = None
     if not sizes["scoring"] and not sizes["lookup_repeats"]:
