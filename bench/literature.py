@@ -131,7 +131,8 @@ def run_ladder(
                     logistic = fit_candidate(train.model.baseline, data, train, n_bootstrap=0)
                     difference = log_loss_difference(
                         development.test, development.test_risk, development.literature_risk,
-                        n_boot, train.random_state, development.log_loss_optimism, gates.level,
+                        n_boot, train.random_state, development.shift_against(literature=True),
+                        gates.level,
                     )  # fmt: skip
                     decision = decide(
                         _metric_dict("", development.metrics),

@@ -787,18 +787,6 @@ def _reason(metric: str, est: float, lo: float, hi: float, tolerance: tuple[floa
     return f"slope {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) lies {span}, {direction}"
 
 
-def _reason(metric: str, est: float, lo: float, hi: float) -> str:
-    if metric == "observed_expected":
-        direction = (
-            "fewer recurrences than predicted: risks too high"
-            if hi < 1
-            else "more recurrences than predicted: risks too low"
-        )
-        return f"O/E {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) excludes 1, {direction}"
-    direction = "predictions too extreme (overfitted)" if hi < 1 else "predictions too moderate"
-    return f"slope {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) excludes 1, {direction}"
-
-
 def _overall_verdict(versions: list[dict[str, Any]]) -> str:
     verdicts = [c["verdict"] for c in versions]
     if RECALIBRATE in verdicts:

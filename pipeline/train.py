@@ -146,6 +146,13 @@ class Development:
     figures: dict[str, Figure] = field(repr=False)
     counts: dict[str, int] = field(default_factory=dict)
     log_loss_optimism: float = 0.0
+    literature_log_loss_optimism: float = 0.0
+
+    def shift_against(self, literature: bool) -> float:
+        """What the optimism correction adds to a log-loss difference: the new model's
+        optimism, less the literature model's when that is the reference (fitted on the
+        same episodes, it shares the optimism of centring on them)."""
+        return self.log_loss_optimism - (self.literature_log_loss_optimism if literature else 0.0)
 
 
 @dataclass(frozen=True)
@@ -441,6 +448,14 @@ def _shifted(metrics: pd.DataFrame, optimism: pd.DataFrame) -> pd.DataFrame:
     return metrics.sub(shift, axis=0)
 
 
+def _log_loss_optimism(optimism: pd.DataFrame) -> float:
+    """What Harrell's correction adds to the apparent log loss (0 when not estimated)."""
+    if "log_loss" not in optimism.index:
+        return 0.0
+    value = float(optimism.loc["log_loss", "optimism"])
+    return -value if np.isfinite(value) else 0.0
+
+
 def develop_model(
     data: TrainingData, config: TrainConfig, literature: LiteratureConfig | None = None
 ) -> Development:
@@ -489,7 +504,7 @@ def develop_model(
     baseline_metrics = _metrics(test, literature_risk, config, n_boot)
 
     optimism = None
-    log_loss_optimism = 0.0
+    log_loss_optimism = literature_log_loss_optimism = 0.0
     if validation == "optimism":
         optimism = optimism_corrected(
             lambda X, y, w, g: fit_ladder(X, y, w, g, config, literature, explain=False).model,
@@ -501,8 +516,19 @@ def develop_model(
             random_state=config.random_state,
         )
         metrics = _shifted(metrics, optimism)
-        if "log_loss" in optimism.index and np.isfinite(optimism.loc["log_loss", "optimism"]):
-            log_loss_optimism = -float(optimism.loc["log_loss", "optimism"])
+        log_loss_optimism = _log_loss_optimism(optimism)
+        literature_log_loss_optimism = _log_loss_optimism(
+            optimism_corrected(
+                lambda X, y, w, g: LiteratureModel.from_config(literature).fit(X, CATEGORICAL),
+                data.features,
+                data.labels,
+                data.weights,
+                data.groups,
+                n_boot=config.evaluation.optimism_boot,
+                random_state=config.random_state,
+                metrics=["log_loss"],
+            )
+        )
 
     early_rows, late_rows = _split_by_time(data, config)
     early, late = data.subset(early_rows), data.subset(late_rows)
@@ -555,6 +581,7 @@ def develop_model(
         figures=figures,
         counts=counts,
         log_loss_optimism=log_loss_optimism,
+        literature_log_loss_optimism=literature_log_loss_optimism,
     )
 
 
@@ -640,7 +667,7 @@ def _comparison(
         reference_risk,
         config.evaluation.n_boot,
         config.random_state,
-        shift=development.log_loss_optimism,
+        shift=development.shift_against(literature=version is None),
         level=config.registry.gates.level,
     )
     metrics = {

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from pipeline.config import CONFIG_DIR, TrainConfig, load_config
 from models.judgement import (
     FAIL,
     NOT_ENOUGH,
@@ -16,6 +15,7 @@ from models.judgement import (
     judge_calibration,
     judge_interval,
 )
+from pipeline.config import CONFIG_DIR, TrainConfig, load_config
 
 GATES = load_config(TrainConfig, CONFIG_DIR / "train.yaml").registry.gates
 RULES = {
