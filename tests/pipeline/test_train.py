@@ -286,6 +286,6 @@ def test_a_cohort_whose_literature_features_are_all_missing_is_refused(
     data = prepare_training_data(cohort, features_config, config, trained_model["today"])
     blank = data.features.copy()
     for name in {spec.column for spec in literature.effects.values()}:
-        blank[name] = pd.Series(pd.NA, index=blank.index, dtype=blank[name].dtype)
+        blank[name] = blank[name].mask(np.ones(len(blank), dtype=bool))
     with pytest.raises(TrainingDataError, match="same risk for every episode"):
         fit_ladder(blank, data.labels, data.weights, data.groups, config, literature)
