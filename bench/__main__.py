@@ -16,6 +16,7 @@ from bench.censoring import render_censoring, run_censoring
 from bench.configs import load_configs
 from bench.curves import CurvesSettings, render_curves_bench, run_curves
 from bench.data import render_data, run_data
+from bench.literature import WORLDS, render_ladder, run_ladder
 from bench.lookup import render_lookup, run_lookup
 from bench.measure import PROJECT_DIR, machine, progress
 from bench.quality import render_curves, render_quality, run_quality, settings_for
@@ -36,6 +37,11 @@ FULL = {
     "lookup_repeats": 5,
     "censoring": (2_000, 20_000),
     "curves": CurvesSettings(athletes=2_000, test_athletes=3_000),
+    "ladder": {
+        "sizes": [50, 100, 250, 500, 1_000, 5_000],
+        "seeds": [20261126, 20261127],
+        "test_athletes": 10_000,
+    },
 }
 QUICK = {
     "data_athletes": 2_000,
@@ -47,6 +53,7 @@ QUICK = {
     "lookup_repeats": 2,
     "censoring": (2_000,),
     "curves": CurvesSettings(athletes=600, test_athletes=600),
+    "ladder": {"sizes": [100, 500], "seeds": [20261126], "test_athletes": 2_000},
 }
 
 
@@ -109,6 +116,16 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
 
     training, failed = _section("Training", lambda: run_training(work, configs, sizes["training"]))
     sections.append(failed or render_training(training, configs))
+
+    ladder_sizes = sizes["ladder"]
+    ladder, failed = _section(
+        "Ladder",
+        lambda: run_ladder(
+            ladder_sizes["sizes"], list(WORLDS), ladder_sizes["seeds"],
+            ladder_sizes["test_athletes"],
+        ),
+    )  # fmt: skip
+    sections.append(failed or render_ladder(ladder))
 
     scoring = None
     if not sizes["scoring"] and not sizes["lookup_repeats"]:

@@ -1,94 +1,236 @@
-"""The literature model alone and after closed-testing updates, by clinic size.
+"""The ladder against its rungs and a weighted logistic regression, by clinic size and world.
 
-For each seed, training cohorts of each size are simulated (seed itself) and one independent
-test cohort (another seed, never seen). The literature model is centred on the training
-cohort's feature frame (its reference population), then updated by closed testing on the
-training cohort's outcomes with IPCW weights; both are scored on the test cohort:
+For each world (``literature``: the published effects hold; ``unlike_papers``: they do not;
+``weak``: little signal), seed and clinic size, a training cohort is simulated and one
+independent test cohort (another seed, never seen) of ``test_athletes``. Four models are
+fitted on the training cohort and scored on the test cohort:
 
-- MSE to the simulator's true risk of every test episode;
-- AUC against the realised outcomes, IPCW-weighted as ``hamrisk train`` weights its held-out
-  set (``bench.quality``);
-- the step the closed testing procedure chose, and the revision's penalty strength.
+- ``literature``: the literature model as is, centred on the training cohort's features;
+- ``hamrisk``: what ``hamrisk train`` registers (``pipeline.train.develop_model``: the
+  ladder, fitted on all episodes below ``small_cohort_episodes``);
+- ``updated``: the literature model updated by closed testing (``update_from_config``);
+- ``logistic_ipcw``: the configured penalised logistic regression with IPCW weights.
 
-Not part of ``make bench``'s report. Run: ``python -m bench.literature [--sizes 50 100 ...]``.
+Scores: MSE to the simulator's true risk of every test episode, IPCW-weighted AUC,
+calibration slope, mean bias (mean predicted minus mean true risk). For ``hamrisk`` also the
+alias the first version would get (``models.promotion`` with the literature model as the
+reference, as when no champion exists) and whether it *should* be champion: its calibration
+on the test cohort against the truth (slope and intercept of the true risk's logit on the
+model's) lies within the gates' tolerances.
+
+``python -m bench.literature [--sizes 50 100 ...] [--worlds ...] [--seeds ...]``; the
+``Ladder`` section of ``make bench`` runs it with the sizes of ``bench/__main__.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import logit
 
-from bench.quality import _prepared
-from models.evaluation import calibration_slope, weighted_auc
+from bench.data import make_cohort
+from bench.measure import progress
+from models.evaluation import calibration_intercept, calibration_slope, weighted_auc
 from models.literature import LiteratureModel
+from models.promotion import CHAMPION, Comparison, decide
 from models.updating import update_from_config
-from pipeline.config import (
-    FeaturesConfig,
-    LiteratureConfig,
-    SimulationConfig,
-    TrainConfig,
-    load_config,
+from pipeline.config import FeaturesConfig, LiteratureConfig, TrainConfig, load_config
+from pipeline.train import (
+    TrainingData,
+    _metric_dict,
+    develop_model,
+    fit_candidate,
+    log_loss_difference,
+    prepare_training_data,
 )
+from pipeline.validate import validate_cohort
+from simulator.config import SimulationConfig
+from simulator.simulate import write_simulated
 
 TEST_SEED_OFFSET = 1_000_003
+WORLDS = ("literature", "unlike_papers", "weak")
+MODELS = ("hamrisk", "literature", "updated", "logistic_ipcw")
 
 
-def run(sizes: list[int], seeds: list[int], test_athletes: int) -> pd.DataFrame:
+@dataclass(frozen=True)
+class LadderBench:
+    table: pd.DataFrame
+    test_athletes: int
+    seeds: tuple[int, ...]
+
+
+def _prepared(
+    sim: SimulationConfig,
+    features: FeaturesConfig,
+    train: TrainConfig,
+    athletes: int,
+    seed: int,
+    world: str,
+    folder: Path,
+) -> tuple[TrainingData, np.ndarray]:
+    cohort_sim = make_cohort(sim, athletes, seed, world=world)
+    if folder.exists():
+        shutil.rmtree(folder)
+    write_simulated(cohort_sim, folder, "parquet")
+    cohort = validate_cohort(folder, today=sim.export_date).cohort
+    shutil.rmtree(folder)
+    data = prepare_training_data(cohort, features, train, sim.export_date)
+    truth = cohort_sim.truth[["injury_id", "true_risk"]]
+    true_risk = data.episodes[["injury_id"]].merge(truth, on="injury_id", how="left")
+    return data, true_risk["true_risk"].to_numpy(dtype=np.float64)
+
+
+def _true_calibration(true_risk: np.ndarray, risk: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept of the true log-odds on the model's (least squares): the model's
+    calibration with infinitely many outcomes."""
+    x = logit(np.clip(risk, 1e-6, 1 - 1e-6))
+    y = logit(np.clip(true_risk, 1e-6, 1 - 1e-6))
+    slope = float(np.polyfit(x, y, 1)[0])
+    return slope, float(np.mean(y - x))
+
+
+def run_ladder(
+    sizes: list[int], worlds: list[str], seeds: list[int], test_athletes: int, n_boot: int = 100
+) -> LadderBench:
     sim = load_config(SimulationConfig, name="simulation")
     features = load_config(FeaturesConfig, name="features")
     train = load_config(TrainConfig, name="train")
+    train = train.model_copy(
+        update={"evaluation": train.evaluation.model_copy(update={"n_boot": n_boot})}
+    )
     literature = load_config(LiteratureConfig, name="literature")
-    updating = literature.updating
+    gates = train.registry.gates
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "cohort"
-        for seed in seeds:
-            test, test_truth = _prepared(
-                sim, features, train, test_athletes, seed + TEST_SEED_OFFSET, folder
-            )
-            for size in sizes:
-                data, _ = _prepared(sim, features, train, size, seed, folder)
-                base = LiteratureModel.from_config(literature).fit(data.features)
-                result = update_from_config(
-                    base, data.features, data.labels, data.weights, data.groups, updating
+        for world in worlds:
+            for seed in seeds:
+                test, truth = _prepared(
+                    sim, features, train, test_athletes, seed + TEST_SEED_OFFSET, world, folder
                 )
-                for name, model in (("literature", base), ("updated", result.model)):
-                    risk = model.predict_risk(test.features)
-                    rows.append(
-                        {
+                for size in sizes:
+                    progress(f"ladder: {world}, {size:,} athletes, seed {seed}")
+                    try:
+                        data, _ = _prepared(sim, features, train, size, seed, world, folder)
+                    except Exception as exc:  # noqa: BLE001 - too few outcomes at 50 athletes
+                        rows.append({"world": world, "seed": seed, "athletes": size,
+                                     "model": "hamrisk", "note": str(exc)[:80]})  # fmt: skip
+                        continue
+                    development = develop_model(data, train, literature)
+                    base = LiteratureModel.from_config(literature).fit(data.features)
+                    updated = update_from_config(
+                        base, data.features, data.labels, data.weights, data.groups,
+                        literature.updating,
+                    ).model  # fmt: skip
+                    logistic = fit_candidate(train.model.baseline, data, train, n_bootstrap=0)
+                    difference = log_loss_difference(
+                        development.test, development.test_risk, development.literature_risk,
+                        n_boot, train.random_state, development.shift_against(literature=True),
+                        gates.level,
+                    )  # fmt: skip
+                    decision = decide(
+                        _metric_dict("", development.metrics),
+                        gates,
+                        Comparison("the literature model", False, *difference),
+                    )
+                    models = {
+                        "hamrisk": development.model,
+                        "literature": base,
+                        "updated": updated,
+                        "logistic_ipcw": logistic,
+                    }
+                    for name, model in models.items():
+                        risk = np.asarray(model.predict_risk(test.features), dtype=np.float64)
+                        row = {
+                            "world": world,
                             "seed": seed,
                             "athletes": size,
                             "episodes": len(data.labels),
-                            "known": int(np.sum(data.weights > 0)),
                             "model": name,
-                            "step": result.step if name == "updated" else "-",
-                            "penalty": result.penalty_strength if name == "updated" else None,
-                            "mse": float(np.mean((risk - test_truth) ** 2)),
+                            "mse": float(np.mean((risk - truth) ** 2)),
                             "auc": weighted_auc(test.labels, risk, test.weights),
                             "slope": calibration_slope(test.labels, risk, test.weights),
-                            "mean_risk": float(risk.mean()),
-                            "mean_true": float(test_truth.mean()),
-                            # MSE of the best constant: the variance of the true risk.
-                            "mse_constant": float(np.var(test_truth)),
+                            "intercept": calibration_intercept(test.labels, risk, test.weights),
+                            "bias": float(risk.mean() - truth.mean()),
+                            "mse_constant": float(np.var(truth)),
                         }
-                    )
-                print(pd.DataFrame(rows[-2:]).to_string(index=False, header=False), flush=True)
-    return pd.DataFrame(rows)
+                        if name == "hamrisk":
+                            slope, intercept = _true_calibration(truth, risk)
+                            lo, hi = gates.calibration_slope.tolerance
+                            ilo, ihi = gates.calibration_intercept.tolerance
+                            row.update(
+                                step=development.step,
+                                alias=decision.alias,
+                                should=bool(lo <= slope <= hi and ilo <= intercept <= ihi),
+                                true_slope=slope,
+                                true_intercept=intercept,
+                            )
+                        rows.append(row)
+                    print(pd.DataFrame(rows[-4:]).to_string(index=False), flush=True)
+    return LadderBench(pd.DataFrame(rows), test_athletes, tuple(seeds))
+
+
+def _mean_table(table: pd.DataFrame) -> pd.DataFrame:
+    scored = table.dropna(subset=["mse"])
+    return scored.groupby(["world", "athletes", "model"])[
+        ["mse", "auc", "slope", "bias"]
+    ].mean().unstack("model")  # fmt: skip
+
+
+def render_ladder(b: LadderBench) -> str:
+    """The Ladder section of the benchmark document."""
+    t = b.table.dropna(subset=["mse"])
+    lines = [
+        "## Ladder: training that respects the sample",
+        "",
+        f"Simulated clinics in three worlds, each model scored on an independent cohort of"
+        f" {b.test_athletes:,} athletes (seeds {', '.join(map(str, b.seeds))}; means over"
+        " seeds). MSE to the true risk (lower is better), IPCW-weighted AUC, calibration"
+        " slope, mean predicted minus mean true risk. `hamrisk` is what `hamrisk train`"
+        " registers; `step` the ladder's choice.",
+        "",
+        "| world | athletes | step | MSE hamrisk | literature | updated | logistic IPCW"
+        " | AUC hamrisk | slope hamrisk | bias hamrisk |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (world, size), cell in t.groupby(["world", "athletes"], sort=False):
+        by = cell.groupby("model")[["mse", "auc", "slope", "bias"]].mean()
+        steps = ", ".join(cell.loc[cell["model"] == "hamrisk", "step"].astype(str))
+        h = by.loc["hamrisk"]
+        lines.append(
+            f"| {world} | {size:,} | {steps} | {h['mse']:.4f} | {by.loc['literature', 'mse']:.4f}"
+            f" | {by.loc['updated', 'mse']:.4f} | {by.loc['logistic_ipcw', 'mse']:.4f}"
+            f" | {h['auc']:.3f} | {h['slope']:.2f} | {h['bias']:+.3f} |"
+        )
+    h = t[t["model"] == "hamrisk"]
+    should = h[h["should"].astype(bool)]
+    should_not = h[~h["should"].astype(bool)]
+    lines += [
+        "",
+        "First version's alias (no champion yet: compared with the literature model):"
+        f" champion in {int((should['alias'] == CHAMPION).sum())} of {len(should)} cohorts"
+        " where it should be (its calibration against the truth within the gates'"
+        f" tolerances), in {int((should_not['alias'] == CHAMPION).sum())} of {len(should_not)}"
+        " where it should not.",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 250, 500, 1000])
+    parser.add_argument("--worlds", nargs="+", default=list(WORLDS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[20261126])
     parser.add_argument("--test-athletes", type=int, default=10_000)
     args = parser.parse_args()
-    table = run(args.sizes, args.seeds, args.test_athletes)
-    pd.set_option("display.width", 160)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    bench = run_ladder(args.sizes, args.worlds, args.seeds, args.test_athletes)
+    print(render_ladder(bench))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 A calibration metric is judged from its interval, never from its point estimate (Van Calster
 et al. 2019, BMC Med 17:230), against a clinically relevant ``tolerance`` and a wider
-``decisive`` range (``configs/literature.yaml``, ``calibration_judgement``):
+``decisive`` range (``configs/train.yaml``, ``registry.gates``):
 
 - ``fail`` only when the interval lies wholly outside the tolerance: the data show the
   miscalibration is larger than tolerable;

@@ -37,6 +37,8 @@ from scipy.special import expit, logit
 from scipy.stats import norm
 
 from models.compact import Assessment
+from models.drift import build_reference
+from models.prep import FeaturePrep
 
 # Published intervals are 95% intervals.
 _Z95 = float(norm.ppf(0.975))
@@ -151,12 +153,17 @@ class LiteratureModel:
         ]
         return cls(effects, config.baseline_risk, tuple(config.baseline_risk_interval))
 
-    def fit(self, reference: pd.DataFrame) -> LiteratureModel:
+    def fit(
+        self, reference: pd.DataFrame, categorical: Sequence[str] | None = None
+    ) -> LiteratureModel:
         """Centre the terms on ``reference`` and solve the intercept for the baseline risk.
 
         Args:
             reference: the reference population's feature frame, one row per episode; only
                 features are read, never outcomes.
+            categorical: the categorical columns (default: those not numeric or boolean),
+                for ``reference_`` and ``prep_``, the training distributions drift checks
+                and lookups read, as they do a ``RiskModel``'s.
 
         Raises:
             ValueError: no effects, an empty reference, a column the effects need is missing
@@ -195,6 +202,15 @@ class LiteratureModel:
         self.intercept_ = float(brentq(gap, -30.0, 30.0, xtol=1e-12))
         self.intercept_se_ = float((logit(high) - logit(low)) / (2 * _Z95))
         self.base_rate_ = float(target)
+        if categorical is None:
+            categorical = [
+                c for c in reference.columns
+                if not (pd.api.types.is_numeric_dtype(reference[c])
+                        or pd.api.types.is_bool_dtype(reference[c]))
+            ]  # fmt: skip
+        categorical = [c for c in categorical if c in reference.columns]
+        self.reference_ = build_reference(reference, categorical=categorical)
+        self.prep_ = FeaturePrep().fit(reference, categorical)
         return self
 
     def coefficients(self) -> pd.DataFrame:

@@ -25,15 +25,18 @@ could not be told apart.
 Verdicts (per model version, quarter, clinic and each ``--by`` group):
 
 * *recalibration recommended* when the observed/expected ratio or the calibration slope
-  differs from 1: its interval, widened by Bonferroni over the two tests of every judged
-  cell of the breakdown, excludes 1. The interval is the estimate ± z·SE, with the SE
-  read off the bootstrap percentile interval (ln O/E for the ratio), because 200
+  is shown outside its tolerance: its interval, widened by Bonferroni over the two tests of
+  every judged cell of the breakdown, lies wholly outside the tolerance. This is the rule
+  the promotion gates use (``models.judgement.judge_interval``, tolerances in
+  ``configs/train.yaml``, ``registry.gates``). The interval is the estimate ± z·SE, with
+  the SE read off the bootstrap percentile interval (ln O/E for the ratio), because 200
   replicates estimate a standard error well but not the 0.1% quantiles a direct
   Bonferroni percentile interval would need.
-* *too few outcomes yet* when no such difference is found and fewer outcomes are known
-  than needed for the O/E interval to reach the configured width (Riley et al. 2021,
-  Stat Med 40:4230: SE(ln O/E) = sqrt((1 - phi) / (n phi)), phi the expected risk), or
-  fewer than ``min_events`` recurrences or non-recurrences are known.
+* *too few outcomes yet* when no such miscalibration is shown and either the interval is
+  too wide to judge (it reaches both the tolerance and beyond the decisive range), or fewer
+  outcomes are known than needed for the O/E interval to reach the configured width (Riley
+  et al. 2021, Stat Med 40:4230: SE(ln O/E) = sqrt((1 - phi) / (n phi)), phi the expected
+  risk), or fewer than ``min_events`` recurrences or non-recurrences are known.
 * *calibrated* otherwise.
 
 The exit code speaks for the audited model versions: 1 when any needs recalibration, 0
@@ -63,10 +66,11 @@ from features import build_feature_frame
 from models.calibration import logit_clipped
 from models.drift import PSI_MODERATE, population_stability
 from models.evaluation import calibration_curve, evaluate, net_benefit
+from models.judgement import FAIL, NOT_ENOUGH, Tolerance, judge_interval
 from models.kaplan_meier import horizon_calibration
 from models.plots import calibration_figure, decision_curve_figure, incidence_figure
 from pipeline.cohort import Cohort
-from pipeline.config import AuditConfig, CensoringConfig, FeaturesConfig
+from pipeline.config import AuditConfig, CensoringConfig, FeaturesConfig, GatesConfig
 from pipeline.episodes import (
     WeightDiagnostics,
     censoring_inputs,
@@ -276,6 +280,7 @@ def audit_outcomes(
     references: Mapping[str, Mapping[str, Any]] | None = None,
     censoring: CensoringConfig | None = None,
     development: Mapping[str, Mapping[str, Any] | None] | None = None,
+    gates: GatesConfig | None = None,
 ) -> Audit:
     """Match stored predictions to the outcomes known on ``as_of`` and judge them.
 
@@ -290,6 +295,8 @@ def audit_outcomes(
         min_cell: the suppression threshold.
         references: per model version, the training reference of ``models.drift``.
         censoring: the censoring settings of configs/train.yaml (defaults when ``None``).
+        gates: the calibration tolerances of configs/train.yaml, ``registry.gates``, the
+            promotion gates' own (defaults when ``None``).
         development: per model version, its development fingerprint set
             (``pipeline.episodes.development_fingerprint``), ``None`` when not recorded.
 
@@ -320,13 +327,15 @@ def audit_outcomes(
     judged = rows.loc[(rows["sample"] != DEVELOPMENT).to_numpy()].reset_index(drop=True)
 
     breakdowns = [
-        breakdown_verdicts("overall", judged.assign(overall="all"), "overall", config, min_cell),
-        breakdown_verdicts("model_version", judged, "model_version", config, min_cell),
-        breakdown_verdicts("quarter", judged, "quarter", config, min_cell),
-        *(breakdown_verdicts(name, judged, name, config, min_cell) for name in by),
+        breakdown_verdicts(
+            "overall", judged.assign(overall="all"), "overall", config, min_cell, gates
+        ),
+        breakdown_verdicts("model_version", judged, "model_version", config, min_cell, gates),
+        breakdown_verdicts("quarter", judged, "quarter", config, min_cell, gates),
+        *(breakdown_verdicts(name, judged, name, config, min_cell, gates) for name in by),
     ]
     # Shown, never judged: apparent performance on development episodes next to new ones.
-    samples = breakdown_verdicts("sample", rows, "sample", config, min_cell)
+    samples = breakdown_verdicts("sample", rows, "sample", config, min_cell, gates)
     for cell in samples["cells"]:
         for key in ("verdict_interval", "outcomes_needed", "additional_outcomes_needed"):
             cell.pop(key, None)
@@ -543,7 +552,12 @@ def _suppress_counts(counts: dict[str, int], min_cell: int) -> dict[str, Any]:
 
 
 def breakdown_verdicts(
-    name: str, rows: pd.DataFrame, column: str, config: AuditConfig, min_cell: int
+    name: str,
+    rows: pd.DataFrame,
+    column: str,
+    config: AuditConfig,
+    min_cell: int,
+    gates: GatesConfig | None = None,
 ) -> dict[str, Any]:
     """Counts, metrics with CIs and a verdict for each value of ``column``."""
     cells = []
@@ -589,7 +603,7 @@ def breakdown_verdicts(
     tests = max(2 * len(judged), 1) if config.multiplicity == "bonferroni" else 1
     for cell in cells:
         if not cell["suppressed"]:
-            cell.update(_verdict(cell, config, tests))
+            cell.update(_verdict(cell, config, tests, gates or GatesConfig()))
             del cell["_events"]
     return {"by": name, "tests": tests, "cells": cells}
 
@@ -723,7 +737,9 @@ def _sort_key(value: str) -> tuple[int, float | str]:
         return (1, value)
 
 
-def _verdict(cell: dict[str, Any], config: AuditConfig, tests: int) -> dict[str, Any]:
+def _verdict(
+    cell: dict[str, Any], config: AuditConfig, tests: int, gates: GatesConfig
+) -> dict[str, Any]:
     """The cell's verdict, its reasons and, when too few, how many outcomes are still needed."""
     events, non_events = cell["_events"]
     known = events + non_events
@@ -737,24 +753,30 @@ def _verdict(cell: dict[str, Any], config: AuditConfig, tests: int) -> dict[str,
     )
     z = norm.ppf(1 - config.alpha / (2 * tests))
     reasons: list[str] = []
+    unjudged: list[str] = []
     intervals: dict[str, list[float]] = {}
     if min(events, non_events) >= config.min_events and cell["metrics"]:
         for metric, log_scale in (("observed_expected", True), ("calibration_slope", False)):
             found = cell["metrics"][metric]
             est, low, high = found["estimate"], found["low"], found["high"]
+            rule = Tolerance.of(getattr(gates, metric))
             if not all(np.isfinite([est, low, high])) or (log_scale and min(est, low) <= 0):
+                unjudged.append(judge_interval(math.nan, math.nan, math.nan, rule, metric).reason)
                 continue
             f = np.log if log_scale else (lambda v: v)
             inv = np.exp if log_scale else (lambda v: v)
             se = (f(high) - f(low)) / (2 * z_ci)
             lo, hi = float(inv(f(est) - z * se)), float(inv(f(est) + z * se))
             intervals[metric] = [lo, hi]
-            if lo > 1 or hi < 1:
-                reasons.append(_reason(metric, est, lo, hi))
+            judged = judge_interval(est, lo, hi, rule, metric)
+            if judged.verdict == FAIL:
+                reasons.append(_reason(metric, est, lo, hi, rule.tolerance))
+            elif judged.verdict == NOT_ENOUGH:
+                unjudged.append(judged.reason)
     out: dict[str, Any] = {"verdict_interval": intervals, "outcomes_needed": needed}
     if reasons:
         return {**out, "verdict": RECALIBRATE, "reasons": reasons}
-    if known < needed or min(events, non_events) < config.min_events:
+    if known < needed or min(events, non_events) < config.min_events or unjudged:
         more = max(needed - known, 0)
         more = max(
             more,
@@ -763,28 +785,30 @@ def _verdict(cell: dict[str, Any], config: AuditConfig, tests: int) -> dict[str,
             if non_events < config.min_events
             else 0,
         )
+        text = (
+            f"{known} known outcomes; about {more} more (some {math.ceil(more * phi)} "
+            f"recurrences) are needed for an O/E interval {config.oe_ci_width:g} wide"
+        )
         return {
             **out,
             "verdict": TOO_FEW,
             "additional_outcomes_needed": more,
-            "reasons": [
-                f"{known} known outcomes; about {more} more (some {math.ceil(more * phi)} "
-                f"recurrences) are needed for an O/E interval {config.oe_ci_width:g} wide"
-            ],
+            "reasons": ([text] if more else []) + unjudged,
         }
     return {**out, "verdict": CALIBRATED, "reasons": []}
 
 
-def _reason(metric: str, est: float, lo: float, hi: float) -> str:
+def _reason(metric: str, est: float, lo: float, hi: float, tolerance: tuple[float, float]) -> str:
+    span = f"outside the tolerance {tolerance[0]:g}-{tolerance[1]:g}"
     if metric == "observed_expected":
         direction = (
             "fewer recurrences than predicted: risks too high"
             if hi < 1
             else "more recurrences than predicted: risks too low"
         )
-        return f"O/E {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) excludes 1, {direction}"
+        return f"O/E {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) lies {span}, {direction}"
     direction = "predictions too extreme (overfitted)" if hi < 1 else "predictions too moderate"
-    return f"slope {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) excludes 1, {direction}"
+    return f"slope {est:.2f} (adjusted interval {lo:.2f}-{hi:.2f}) lies {span}, {direction}"
 
 
 def _overall_verdict(versions: list[dict[str, Any]]) -> str:
@@ -966,6 +990,7 @@ def run_audit(
     today: dt.date | None = None,
     log_to_mlflow: bool = False,
     censoring: CensoringConfig | None = None,
+    gates: GatesConfig | None = None,
 ) -> AuditRun:
     """The ``audit`` command: read, audit, write report.html and report.json, maybe log.
 
@@ -997,6 +1022,7 @@ def run_audit(
         references=references,
         censoring=censoring,
         development=development,
+        gates=gates,
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -531,8 +531,10 @@ def audit(
             min_cell=min_cell,
             today=today.date() if today else None,
             log_to_mlflow=log_to_mlflow,
-            # Censoring weights as training computes them: one section, one meaning.
+            # Censoring weights and the calibration tolerances as training uses them: one
+            # section, one meaning.
             censoring=load_config(TrainConfig, name="train").censoring,
+            gates=load_config(TrainConfig, name="train").registry.gates,
         )
     except HamriskError as exc:
         raise fail(exc) from None

@@ -98,22 +98,46 @@ def load_config(model: type[S], path: Path | str | None = None, *, name: str | N
 # --- Model registry: promotion gates (configs/train.yaml, section `registry:`) ---
 
 
-class GatesConfig(Section):
-    """Held-out thresholds a model version must pass before it becomes ``champion``."""
+class ToleranceConfig(Section):
+    """A metric's clinically acceptable range and the wider range a verdict needs."""
 
-    calibration_slope_min: float = Field(0.8, gt=0.0)
-    calibration_slope_max: float = Field(1.2, gt=0.0)
-    calibration_intercept_max_abs: float = Field(0.1, ge=0.0)
-    auc_min: float = Field(0.6, ge=0.0, le=1.0)
+    tolerance: tuple[float, float]
+    decisive: tuple[float, float]
+    source: str = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _slope_range_is_ordered(self) -> GatesConfig:
-        if self.calibration_slope_min >= self.calibration_slope_max:
+    def _nested(self) -> ToleranceConfig:
+        (lo, hi), (wide_lo, wide_hi) = self.tolerance, self.decisive
+        if not wide_lo < lo < hi < wide_hi:
             raise ValueError(
-                f"calibration_slope_min ({self.calibration_slope_min}) must be below "
-                f"calibration_slope_max ({self.calibration_slope_max})"
+                f"needs decisive[0] < tolerance[0] < tolerance[1] < decisive[1], got "
+                f"tolerance {self.tolerance}, decisive {self.decisive}"
             )
         return self
+
+
+class GatesConfig(Section):
+    """The one rule for judging calibration (``models/judgement.py``), for promotion gates and
+    audit verdicts alike, and the discrimination floor of promotion.
+
+    Each calibration metric is judged from its interval at ``level`` against its tolerance
+    and decisive range (``configs/train.yaml``, ``registry.gates``, with their sources).
+    """
+
+    level: float = Field(0.95, gt=0.5, lt=1.0)
+    calibration_slope: ToleranceConfig = ToleranceConfig(
+        tolerance=(0.8, 1.2), decisive=(0.6, 1.4),
+        source="Van Calster et al. 2019, BMC Med 17:230: slope 0.8-1.2",
+    )  # fmt: skip
+    calibration_intercept: ToleranceConfig = ToleranceConfig(
+        tolerance=(-0.2, 0.2), decisive=(-0.4, 0.4),
+        source="Van Calster et al. 2019: intercept near 0 (width: judgement)",
+    )  # fmt: skip
+    observed_expected: ToleranceConfig = ToleranceConfig(
+        tolerance=(0.8, 1.25), decisive=(0.67, 1.5),
+        source="Van Calster et al. 2019: O:E near 1 (width: judgement)",
+    )  # fmt: skip
+    auc_min: float = Field(0.6, ge=0.0, le=1.0)
 
 
 class RegistryConfig(Section):
@@ -176,6 +200,9 @@ class ModelConfig(Section):
     # LightGBM rounds are a ceiling: the number used is chosen by grouped CV, stopping
     # after this many rounds without improvement (0: the configured rounds, fixed).
     early_stopping_rounds: int = Field(100, ge=0, le=10_000)
+    # The candidates are the ladder's last step (pipeline/train.py): tried only when the
+    # cohort meets Riley et al.'s minimum sample size for this many parameters.
+    stack_parameters: int = Field(60, ge=1, le=10_000)
 
 
 class EvaluationConfig(Section):
@@ -407,41 +434,13 @@ class UpdatingConfig(Section):
     sample_size: SampleSizeConfig = SampleSizeConfig()
 
 
-class ToleranceConfig(Section):
-    """A metric's clinically acceptable range and the wider range a verdict needs."""
-
-    tolerance: tuple[float, float]
-    decisive: tuple[float, float]
-    source: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _nested(self) -> ToleranceConfig:
-        (lo, hi), (wide_lo, wide_hi) = self.tolerance, self.decisive
-        if not wide_lo < lo < hi < wide_hi:
-            raise ValueError(
-                f"needs decisive[0] < tolerance[0] < tolerance[1] < decisive[1], got "
-                f"tolerance {self.tolerance}, decisive {self.decisive}"
-            )
-        return self
-
-
-class CalibrationJudgementConfig(Section):
-    """One rule for judging calibration from an interval (models/judgement.py)."""
-
-    level: float = Field(0.95, gt=0.5, lt=1.0)
-    calibration_slope: ToleranceConfig
-    calibration_intercept: ToleranceConfig
-    observed_expected: ToleranceConfig
-
-
 class LiteratureConfig(Section):
-    """``configs/literature.yaml``: the literature model, its updating, the calibration rule."""
+    """``configs/literature.yaml``: the literature model and its updating."""
 
     baseline_risk: float = Field(gt=0.0, lt=1.0)
     baseline_risk_interval: tuple[float, float]
     effects: dict[str, PublishedEffectConfig] = Field(min_length=1)
     updating: UpdatingConfig = UpdatingConfig()
-    calibration_judgement: CalibrationJudgementConfig
 
     @model_validator(mode="after")
     def _baseline_inside(self) -> LiteratureConfig:

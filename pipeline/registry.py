@@ -19,7 +19,6 @@ import csv
 import hashlib
 import importlib.metadata
 import json
-import math
 import os
 import re
 import shutil
@@ -29,9 +28,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import cloudpickle
@@ -46,6 +44,7 @@ from mlflow.types.schema import ColSpec, Schema
 from sqlalchemy.exc import SQLAlchemyError
 
 from features.definition import FeatureDefinition
+from models import promotion
 from pipeline.config import GatesConfig
 from pipeline.curve import curve_columns
 from pipeline.errors import HamriskError
@@ -73,6 +72,7 @@ METRIC_NAMES = (
 KEY_METRICS = ("auc", "brier", "calibration_slope", "calibration_intercept")
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+JUDGED_TAG = "hamrisk.judged"
 
 # A tracking server that does not answer within this many seconds is reported as
 # unreachable, instead of MLflow's default of 7 retries with backoff (about 4 minutes).
@@ -518,23 +518,10 @@ def development_episodes(name: str, version: int | str) -> dict[str, Any] | None
 # --- registry -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GateResult:
-    """One promotion check: the value, the threshold it is held to, and whether it passes."""
-
-    name: str
-    value: float | None
-    threshold: str
-    passed: bool
-
-
-@dataclass(frozen=True)
-class PromotionDecision:
-    """Which alias a version gets, why, and every check behind it."""
-
-    alias: Literal["champion", "challenger"]
-    reasons: list[str]
-    gates: list[GateResult]
+# The promotion rule is models/promotion.py (pure); these names stay here for the callers.
+GateResult = promotion.GateResult
+PromotionDecision = promotion.PromotionDecision
+Comparison = promotion.Comparison
 
 
 def register(run_id: str, name: str, tags: Mapping[str, str] | None = None) -> int:
@@ -551,89 +538,33 @@ def register(run_id: str, name: str, tags: Mapping[str, str] | None = None) -> i
 
 
 def decision_tags(decision: PromotionDecision) -> dict[str, str]:
-    """Version tags recording the alias a new version is meant to get, and why."""
-    return {"hamrisk.decision": decision.alias, "hamrisk.reasons": "; ".join(decision.reasons)}
-
-
-def _metric(metrics: Mapping[str, float] | None, name: str) -> float | None:
-    if metrics is None or metrics.get(name) is None:
-        return None
-    value = float(metrics[name])
-    return None if math.isnan(value) else value
-
-
-def _check(name: str, value: float | None, threshold: str, test: Any) -> GateResult:
-    return GateResult(name, value, threshold, value is not None and bool(test(value)))
+    """Version tags recording the alias a new version is meant to get, why, and whether its
+    calibration was judged (a later version that cannot be judged does not displace it)."""
+    return {
+        "hamrisk.decision": decision.alias,
+        "hamrisk.reasons": "; ".join(decision.reasons),
+        JUDGED_TAG: "true" if decision.judged else "false",
+    }
 
 
 def decide_promotion(
     new_metrics: Mapping[str, float],
-    champion_metrics: Mapping[str, float] | None,
+    comparison: Comparison | None,
     gates: GatesConfig,
 ) -> PromotionDecision:
-    """``champion`` if every gate passes and the new model is not worse than the champion.
-
-    Args:
-        new_metrics: the new version's held-out metrics.
-        champion_metrics: the current champion's metrics on the same held-out set
-            (computed by the caller), or ``None`` when there is no champion.
-        gates: the thresholds from ``configs/train.yaml``.
-
-    Returns:
-        The alias to set, the reasons (each failed check, or why it is promoted), and every
-        check with its value and threshold. A missing or NaN metric fails its check.
-    """
-    lo, hi = gates.calibration_slope_min, gates.calibration_slope_max
-    bound = gates.calibration_intercept_max_abs
-    results = [
-        _check(
-            "calibration_slope",
-            _metric(new_metrics, "calibration_slope"),
-            f"{lo:g} <= x <= {hi:g}",
-            lambda v: lo <= v <= hi,
-        ),
-        _check(
-            "calibration_intercept",
-            _metric(new_metrics, "calibration_intercept"),
-            f"|x| <= {bound:g}",
-            lambda v: abs(v) <= bound,
-        ),
-        _check(
-            "auc",
-            _metric(new_metrics, "auc"),
-            f">= {gates.auc_min:g}",
-            lambda v: v >= gates.auc_min,
-        ),
-    ]
-    if champion_metrics is not None:
-        # Lower is better for both proper scores; a tie is "not worse" (retraining on the
-        # same data with the same seed gives the same model, which may take over).
-        for score in ("brier", "log_loss"):
-            reference = _metric(champion_metrics, score)
-            if reference is None and score == "log_loss":
-                continue
-            results.append(
-                _check(
-                    f"{score} vs champion",
-                    _metric(new_metrics, score),
-                    f"<= {reference:.4f}" if reference is not None else "champion value missing",
-                    lambda v, ref=reference: ref is not None and v <= ref,
-                )
-            )
-    failed = [gate for gate in results if not gate.passed]
-    if failed:
-        reasons = [_failure_reason(gate) for gate in failed]
-        return PromotionDecision(CHALLENGER, reasons, results)
-    reason = "passes every gate" + (
-        " and is not worse than the champion" if champion_metrics is not None else ""
-    )
-    return PromotionDecision(CHAMPION, [reason], results)
+    """:func:`models.promotion.decide`: gates judged on intervals, the log loss compared with
+    the champion's (or the literature model's) on the same episodes."""
+    return promotion.decide(new_metrics, gates, comparison)
 
 
-def _failure_reason(gate: GateResult) -> str:
-    if gate.value is None:
-        return f"{gate.name} was not computed (needs {gate.threshold})"
-    return f"{gate.name} = {gate.value:.4f}, needs {gate.threshold}"
+def champion_judged(name: str) -> bool:
+    """Whether the current champion's calibration was judged when it was registered."""
+    with connect() as client:
+        try:
+            version = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            return False
+        return str((version.tags or {}).get(JUDGED_TAG, "false")) == "true"
 
 
 def set_alias(name: str, version: int, alias: str) -> None:

@@ -29,7 +29,6 @@ from features.definition import FeatureDefinition
 from models import plots
 from models.estimators import RiskModel
 from models.evaluation import (
-    brier_score,
     calibration_curve,
     evaluate,
     log_loss,
@@ -38,14 +37,19 @@ from models.evaluation import (
     summarise,
 )
 from models.incidence import TimingModel
+from models.literature import LiteratureModel
+from models.samplesize import max_r2_cs, minimum_sample_size
 from models.selection import select_model
+from models.updating import STEPS, cross_validated_losses, update_from_config
 from pipeline import registry
 from pipeline.cohort import Cohort
 from pipeline.config import (
     CandidateConfig,
     FeaturesConfig,
+    LiteratureConfig,
     TrainConfig,
     check_incidence_window,
+    load_config,
 )
 from pipeline.episodes import (
     WeightDiagnostics,
@@ -113,19 +117,44 @@ class TrainingData:
 
 @dataclass(frozen=True)
 class Development:
-    """A fitted model and everything measured about it before registration."""
+    """A fitted model and everything measured about it before registration.
 
-    model: RiskModel
-    candidate: CandidateConfig
-    selection: pd.DataFrame
+    ``model`` is the ladder's choice: the literature model, an update of it
+    (``models.updating.UpdatedModel``) or a :class:`RiskModel` from the candidates
+    (``candidate`` set). ``validation`` is ``optimism`` (fitted on all the episodes,
+    performance optimism-corrected by bootstrapping the whole procedure) or ``held-out``
+    (fitted on the training athletes, measured on the others), ``validation_reason`` why.
+    ``metrics`` are the performance the gates judge (corrected, or held-out), ``test`` and
+    ``test_risk`` the episodes they were measured on and the model's risks there,
+    ``baseline_metrics`` the literature model's as is on the same episodes (it has used no
+    outcome, so its figures are honest either way), ``log_loss_optimism`` what the
+    correction added to the log loss (0 held out).
+    """
+
+    model: Any
+    candidate: CandidateConfig | None
+    selection: pd.DataFrame | None
+    ladder: pd.DataFrame
+    step: str
     metrics: pd.DataFrame
     baseline_metrics: pd.DataFrame
     temporal_metrics: pd.DataFrame
     optimism: pd.DataFrame | None
     test: TrainingData
     test_risk: np.ndarray
+    literature_risk: np.ndarray
+    validation: str
+    validation_reason: str
     figures: dict[str, Figure] = field(repr=False)
     counts: dict[str, int] = field(default_factory=dict)
+    log_loss_optimism: float = 0.0
+    literature_log_loss_optimism: float = 0.0
+
+    def shift_against(self, literature: bool) -> float:
+        """What the optimism correction adds to a log-loss difference: the new model's
+        optimism, less the literature model's when that is the reference (fitted on the
+        same episodes, it shares the optimism of centring on them)."""
+        return self.log_loss_optimism - (self.literature_log_loss_optimism if literature else 0.0)
 
 
 @dataclass(frozen=True)
@@ -225,11 +254,17 @@ def choose_candidate(
     data: TrainingData, config: TrainConfig
 ) -> tuple[CandidateConfig, pd.DataFrame]:
     """The configured candidate with the lowest grouped-CV weighted log loss, and the table."""
+    return _choose(data.features, data.labels, data.weights, data.groups, config)
+
+
+def _choose(
+    X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.ndarray, config: TrainConfig
+) -> tuple[CandidateConfig, pd.DataFrame]:
     selection = select_model(
-        data.features,
-        data.labels,
-        data.weights,
-        data.groups,
+        X,
+        y,
+        w,
+        groups,
         [c.model_dump() for c in config.model.candidates],
         cv=config.model.cv_folds,
         random_state=config.random_state,
@@ -238,6 +273,153 @@ def choose_candidate(
         early_stopping=config.model.early_stopping_rounds,
     )
     return CandidateConfig.model_validate(selection.best), selection.table
+
+
+# The ladder's steps as the run reports them: the literature model as is, its updates
+# (models/updating.py), the candidates.
+LADDER_STEPS = ("literature", "intercept", "recalibration", "revision", "stack")
+_STEP_NAMES = dict(zip(STEPS, LADDER_STEPS, strict=False))
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The model the ladder chose, the step it is, and each step's record (``table``)."""
+
+    model: Any
+    step: str
+    table: pd.DataFrame
+    literature: LiteratureModel
+    candidate: CandidateConfig | None = None
+    selection: pd.DataFrame | None = None
+
+
+def _usable(model: Any, X: pd.DataFrame) -> str | None:
+    """Why ``model`` must not be registered (constant risk, a zero-width interval), or None."""
+    risk = np.asarray(model.predict_risk(X), dtype=np.float64)
+    low, high = model.predict_interval(X)
+    if len(risk) > 1 and np.ptp(risk) <= 1e-9:
+        return "it predicts the same risk for every episode"
+    if np.any(np.asarray(high) - np.asarray(low) <= 0):
+        return "some of its intervals have zero width"
+    return None
+
+
+def fit_ladder(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    w: np.ndarray,
+    groups: np.ndarray,
+    config: TrainConfig,
+    literature: LiteratureConfig,
+    *,
+    explain: bool = True,
+) -> Ladder:
+    """Climb from the literature model as far as the cohort supports, and stop there.
+
+    The literature model takes ``X`` as its reference population. Its updates (new
+    intercept, recalibration, penalised revision) are each kept only when the sample meets
+    Riley et al. 2020's minimum for the step and the closed test favours it
+    (``models.updating``). The candidates (LightGBM stack and the penalised logistic) are
+    tried only when the sample meets Riley's minimum for ``model.stack_parameters`` and
+    kept only when their grouped-CV IPCW log loss is below the chosen update's. A model
+    that predicts one risk for all or gives a zero-width interval is never chosen: the
+    ladder steps back to the literature model. ``explain=False`` skips the CV losses of
+    steps that decide nothing (inside the optimism bootstrap).
+    """
+    base = LiteratureModel.from_config(literature).fit(X, CATEGORICAL)
+    update = update_from_config(base, X, y, w, groups, literature.updating)
+    stack_considered = False
+    sizes = literature.updating.sample_size
+    rate, r2, n_eff = update.event_rate, update.anticipated_r2_cs, update.effective_episodes
+    need = None
+    if r2 is not None and np.isfinite(rate) and 0 < r2 < min(max_r2_cs(rate), sizes.shrinkage):
+        need = minimum_sample_size(
+            config.model.stack_parameters, rate, r2, sizes.shrinkage, sizes.r2_optimism,
+            sizes.risk_margin,
+        ).minimum  # fmt: skip
+    stack_considered = need is not None and n_eff >= need
+    losses = (
+        cross_validated_losses(base, X, y, w, groups, literature.updating, update.penalty_strength)
+        if explain or stack_considered
+        else {}
+    )
+    chosen = update.step
+    rows = []
+    for record in update.steps:
+        if record.step == chosen:
+            reason = "; ".join(update.reasons) or record.reason
+        elif not record.supported:
+            reason = record.reason
+        elif STEPS.index(record.step) > STEPS.index(chosen):
+            reason = "the closed test keeps a simpler step: " + "; ".join(update.reasons)
+        else:
+            reason = "the closed test favours a fuller step: " + "; ".join(update.reasons)
+        rows.append(
+            {
+                "step": _STEP_NAMES[record.step],
+                "supported": bool(record.supported),
+                "required_episodes": record.required_episodes,
+                "cv_log_loss": losses.get(record.step, np.nan),
+                "kept": record.step == chosen,
+                "reason": reason,
+            }
+        )
+    model, step = update.model, _STEP_NAMES[chosen]
+    candidate = selection = None
+    stack_row = {"step": "stack", "supported": stack_considered, "required_episodes": need,
+                 "cv_log_loss": np.nan, "kept": False}  # fmt: skip
+    if need is None:
+        stack_row["reason"] = "no sample size can be computed at this outcome rate and R²"
+    elif not stack_considered:
+        stack_row["reason"] = (
+            f"{n_eff:.0f} effective known outcomes; Riley et al. 2020 ask for {need} for "
+            f"{config.model.stack_parameters} parameters"
+        )
+    else:
+        candidate, selection = _choose(X, y, w, groups, config)
+        best = float(selection["log_loss"].min())
+        reference = losses.get(chosen, np.nan)
+        stack_row["cv_log_loss"] = best
+        if best < reference:
+            fitted = candidate_model(candidate, config).fit(X, y, w, groups)
+            problem = _usable(fitted, X)
+            if problem is None:
+                model, step = fitted, "stack"
+                for row in rows:
+                    if row["kept"]:
+                        row.update(kept=False, reason=row["reason"] + "; superseded by the stack")
+                stack_row.update(
+                    kept=True,
+                    reason=f"CV log loss {best:.4f} below the {step_name(chosen)}'s "
+                    f"{reference:.4f}",
+                )
+            else:
+                stack_row["reason"] = f"refused: {problem}"
+        else:
+            stack_row["reason"] = (
+                f"CV log loss {best:.4f} not below the {step_name(chosen)}'s {reference:.4f}"
+            )
+    rows.append(stack_row)
+    problem = _usable(model, X)
+    if problem is not None and model is not base:
+        for row in rows:
+            if row["kept"]:
+                row.update(kept=False, reason=f"refused: {problem}")
+        rows[0].update(kept=True, reason="the chosen step was refused: " + problem)
+        model, step, candidate = base, "literature", None
+    problem = _usable(model, X)
+    if problem is not None:
+        raise TrainingDataError(
+            f"the literature model cannot be used on this cohort: {problem} (are the "
+            "features it reads recorded?)"
+        )
+    table = pd.DataFrame(rows).set_index("step")
+    return Ladder(model, step, table, base, candidate if step == "stack" else None, selection)
+
+
+def step_name(step: str) -> str:
+    """The ladder's name for an update step (``none`` is the literature model as is)."""
+    return _STEP_NAMES.get(step, step)
 
 
 def _metrics(
@@ -272,41 +454,79 @@ def _split_by_time(data: TrainingData, config: TrainConfig) -> tuple[np.ndarray,
     return np.flatnonzero(~later), np.flatnonzero(later)
 
 
-def develop_model(data: TrainingData, config: TrainConfig) -> Development:
-    """Choose, fit, calibrate and evaluate the model on held-out athletes.
+def _shifted(metrics: pd.DataFrame, optimism: pd.DataFrame) -> pd.DataFrame:
+    """Estimates and interval ends moved by each metric's optimism (Harrell's correction
+    applied to the apparent bootstrap interval: the interval keeps its width)."""
+    shift = optimism["optimism"].rename(index={"observed_expected": "oe_ratio"})
+    # The ECE is a distance from 0 whose bootstrap is biased upward: it is shown apparent.
+    shift = shift.reindex(metrics.index).fillna(0.0).drop("ece", errors="ignore")
+    shift = shift.reindex(metrics.index).fillna(0.0)
+    return metrics.sub(shift, axis=0)
 
-    Steps: split athletes into training and held-out sets; choose among the candidates by
-    grouped cross-validation on the training set; fit the winner (calibrated, with its
-    bootstrap ensemble) and the logistic baseline on the training set; evaluate both on
-    the held-out athletes with bootstrap CIs; repeat the fit on the earlier episodes and
-    evaluate on the later ones (temporal check); add Harrell's optimism correction when
-    the cohort is small.
+
+def _log_loss_optimism(optimism: pd.DataFrame) -> float:
+    """What Harrell's correction adds to the apparent log loss (0 when not estimated)."""
+    if "log_loss" not in optimism.index:
+        return 0.0
+    value = float(optimism.loc["log_loss", "optimism"])
+    return -value if np.isfinite(value) else 0.0
+
+
+def develop_model(
+    data: TrainingData, config: TrainConfig, literature: LiteratureConfig | None = None
+) -> Development:
+    """Choose the model along the ladder, fit it and measure it without wasting outcomes.
+
+    Below ``evaluation.small_cohort_episodes`` the model is fitted on every episode and its
+    performance is the apparent one corrected by Harrell's bootstrap of the whole procedure,
+    ladder choice included (``optimism_boot`` replicates), with the apparent bootstrap
+    interval shifted alike: a held-out quarter of a small clinic would cost a quarter of its
+    outcomes and leave too few to judge. Above it the athletes are split, the ladder is
+    fitted on the training ones and measured on the held-out ones. Either way the ladder is
+    refitted on the earlier episodes and measured on the later ones (temporal check), and
+    the literature model as is is measured on the same episodes as the chosen one.
     """
-    train_rows, test_rows = _split_by_athlete(data, config)
-    train, test = data.subset(train_rows), data.subset(test_rows)
-    candidate, selection_table = choose_candidate(train, config)
-    model = fit_candidate(candidate, train, config)
+    literature = literature or load_config(LiteratureConfig, name="literature")
+    n_boot = config.evaluation.n_boot
+    n = len(data.labels)
+    small = n < config.evaluation.small_cohort_episodes
+    if small and config.evaluation.optimism_boot:
+        fit_data = test = data
+        validation = "optimism"
+        reason = (
+            f"{n} episodes, below evaluation.small_cohort_episodes "
+            f"({config.evaluation.small_cohort_episodes}): fitted on all of them, performance "
+            f"corrected for optimism by {config.evaluation.optimism_boot} bootstrap refits of "
+            "the whole procedure, ladder choice included"
+        )
+    else:
+        train_rows, test_rows = _split_by_athlete(data, config)
+        fit_data, test = data.subset(train_rows), data.subset(test_rows)
+        validation = "held-out"
+        reason = (
+            f"{n} episodes, at least evaluation.small_cohort_episodes "
+            f"({config.evaluation.small_cohort_episodes}): fitted on "
+            f"{1 - config.split.test_fraction:.0%} of the athletes, measured on the others"
+            if not small
+            else "optimism_boot is 0: fitted on the training athletes, measured on the others"
+        )
+    ladder = fit_ladder(
+        fit_data.features, fit_data.labels, fit_data.weights, fit_data.groups, config, literature
+    )
+    model = ladder.model
     # The registered model carries its timing: the pyfunc, the model cache and the compact
     # model spread the one-year risk over the horizons with it (models.curve.risk_curve).
-    model.timing_ = fit_timing(train, config)
-    baseline = fit_candidate(config.model.baseline, train, config, n_bootstrap=0)
-    test_risk = model.predict_risk(test.features)
-    n_boot = config.evaluation.n_boot
+    model.timing_ = fit_timing(fit_data, config)
+    test_risk = np.asarray(model.predict_risk(test.features), dtype=np.float64)
+    literature_risk = np.asarray(ladder.literature.predict_risk(test.features), dtype=np.float64)
     metrics = _metrics(test, test_risk, config, n_boot)
-    baseline_metrics = _metrics(test, baseline.predict_risk(test.features), config, n_boot)
-
-    early_rows, late_rows = _split_by_time(data, config)
-    early, late = data.subset(early_rows), data.subset(late_rows)
-    temporal_model = fit_candidate(candidate, early, config, n_bootstrap=0)
-    temporal_metrics = _metrics(late, temporal_model.predict_risk(late.features), config, n_boot)
+    baseline_metrics = _metrics(test, literature_risk, config, n_boot)
 
     optimism = None
-    if (
-        len(data.labels) < config.evaluation.small_cohort_episodes
-        and config.evaluation.optimism_boot
-    ):
+    log_loss_optimism = literature_log_loss_optimism = 0.0
+    if validation == "optimism":
         optimism = optimism_corrected(
-            lambda X, y, w, g: candidate_model(candidate, config, n_bootstrap=0).fit(X, y, w, g),
+            lambda X, y, w, g: fit_ladder(X, y, w, g, config, literature, explain=False).model,
             data.features,
             data.labels,
             data.weights,
@@ -314,7 +534,30 @@ def develop_model(data: TrainingData, config: TrainConfig) -> Development:
             n_boot=config.evaluation.optimism_boot,
             random_state=config.random_state,
         )
+        metrics = _shifted(metrics, optimism)
+        log_loss_optimism = _log_loss_optimism(optimism)
+        literature_log_loss_optimism = _log_loss_optimism(
+            optimism_corrected(
+                lambda X, y, w, g: LiteratureModel.from_config(literature).fit(X, CATEGORICAL),
+                data.features,
+                data.labels,
+                data.weights,
+                data.groups,
+                n_boot=config.evaluation.optimism_boot,
+                random_state=config.random_state,
+                metrics=["log_loss"],
+            )
+        )
 
+    early_rows, late_rows = _split_by_time(data, config)
+    early, late = data.subset(early_rows), data.subset(late_rows)
+    temporal = fit_ladder(
+        early.features, early.labels, early.weights, early.groups, config, literature,
+        explain=False,
+    ).model  # fmt: skip
+    temporal_metrics = _metrics(late, temporal.predict_risk(late.features), config, n_boot)
+
+    where = "all episodes, apparent" if validation == "optimism" else "held-out athletes"
     curve = calibration_curve(
         test.labels,
         test_risk,
@@ -324,10 +567,8 @@ def develop_model(data: TrainingData, config: TrainConfig) -> Development:
         random_state=config.random_state,
     )
     figures = {
-        "calibration": plots.calibration_figure(curve, title="Calibration, held-out athletes"),
-        "roc": plots.roc_figure(
-            test.labels, test_risk, test.weights, title="ROC, held-out athletes"
-        ),
+        "calibration": plots.calibration_figure(curve, title=f"Calibration, {where}"),
+        "roc": plots.roc_figure(test.labels, test_risk, test.weights, title=f"ROC, {where}"),
         "importance": plots.importance_figure(model.contributions(test.features)),
         "decision_curve": plots.decision_curve_figure(
             net_benefit(test.labels, test_risk, test.weights)
@@ -335,24 +576,31 @@ def develop_model(data: TrainingData, config: TrainConfig) -> Development:
     }
     status = data.episodes["status"].value_counts()
     counts = {
-        "episodes": len(data.labels),
+        "episodes": n,
         "athletes": len(np.unique(data.groups)),
-        "train_episodes": len(train_rows),
-        "test_episodes": len(test_rows),
+        "train_episodes": len(fit_data.labels),
+        "test_episodes": 0 if validation == "optimism" else len(test.labels),
         **{f"status_{k}": int(v) for k, v in status.items()},
     }
     return Development(
         model=model,
-        candidate=candidate,
-        selection=selection_table,
+        candidate=ladder.candidate,
+        selection=ladder.selection,
+        ladder=ladder.table,
+        step=ladder.step,
         metrics=metrics,
         baseline_metrics=baseline_metrics,
         temporal_metrics=temporal_metrics,
         optimism=optimism,
         test=test,
         test_risk=test_risk,
+        literature_risk=literature_risk,
+        validation=validation,
+        validation_reason=reason,
         figures=figures,
         counts=counts,
+        log_loss_optimism=log_loss_optimism,
+        literature_log_loss_optimism=literature_log_loss_optimism,
     )
 
 
@@ -385,19 +633,90 @@ def _metric_dict(prefix: str, table: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _champion_metrics(name: str, test: TrainingData) -> dict[str, float] | None:
-    """The current champion's Brier score and log loss on the new held-out set."""
+def log_loss_difference(
+    test: TrainingData,
+    risk: np.ndarray,
+    reference_risk: np.ndarray,
+    n_boot: int,
+    random_state: int,
+    shift: float = 0.0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """IPCW log loss of ``risk`` minus that of ``reference_risk`` on the same episodes, with a
+    paired bootstrap interval over athletes; ``shift`` (the new model's log-loss optimism)
+    is added to all three."""
+    estimate = log_loss(test.labels, risk, test.weights) - log_loss(
+        test.labels, reference_risk, test.weights
+    )
+    _, index = np.unique(test.groups, return_inverse=True)
+    n_groups = int(index.max()) + 1 if len(index) else 0
+    rng = np.random.default_rng(random_state)
+    draws = []
+    for _ in range(n_boot):
+        times = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[index]
+        w = test.weights * times
+        if not np.any(w > 0):
+            continue
+        draws.append(log_loss(test.labels, risk, w) - log_loss(test.labels, reference_risk, w))
+    if len(draws) < 2:
+        return estimate + shift, float("nan"), float("nan")
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return estimate + shift, float(low) + shift, float(high) + shift
+
+
+def _comparison(
+    name: str, development: Development, config: TrainConfig
+) -> tuple[registry.Comparison, dict[str, float]]:
+    """The new model's log loss against the champion's (or, with none, the literature
+    model's) on the episodes it was measured on."""
+    test = development.test
     version = registry.champion_version(name)
     if version is None:
-        return None
-    champion = registry.load_risk_model(f"models:/{name}@champion")
-    risk = champion.predict(registry.as_model_input(test.features))["risk"].to_numpy(
-        dtype=np.float64
+        reference, judged = "the literature model", False
+        reference_risk = development.literature_risk
+    else:
+        champion = registry.load_risk_model(f"models:/{name}@champion")
+        reference_risk = champion.predict(registry.as_model_input(test.features))["risk"].to_numpy(
+            dtype=np.float64
+        )
+        reference, judged = f"champion version {version}", registry.champion_judged(name)
+    estimate, low, high = log_loss_difference(
+        test,
+        development.test_risk,
+        reference_risk,
+        config.evaluation.n_boot,
+        config.random_state,
+        shift=development.shift_against(literature=version is None),
+        level=config.registry.gates.level,
     )
-    return {
-        "brier": brier_score(test.labels, risk, test.weights),
-        "log_loss": log_loss(test.labels, risk, test.weights),
+    metrics = {
+        "reference_log_loss": log_loss(test.labels, reference_risk, test.weights),
+        "log_loss_vs_reference": estimate,
+        "log_loss_vs_reference_ci_low": low,
+        "log_loss_vs_reference_ci_high": high,
     }
+    return registry.Comparison(reference, judged, estimate, low, high), metrics
+
+
+def _ladder_params(development: Development) -> dict[str, str]:
+    out = {"validation": development.validation, "validation_reason": development.validation_reason,
+           "ladder_step": development.step}  # fmt: skip
+    for step, row in development.ladder.iterrows():
+        verdict = "kept" if row["kept"] else ("refused" if not row["supported"] else "not kept")
+        out[f"ladder_{step}"] = f"{verdict}: {row['reason']}"[:500]
+    return out
+
+
+def _ladder_metrics(development: Development) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for step, row in development.ladder.iterrows():
+        out[f"ladder_{step}_supported"] = float(bool(row["supported"]))
+        out[f"ladder_{step}_kept"] = float(bool(row["kept"]))
+        if row["required_episodes"] is not None and np.isfinite(float(row["required_episodes"])):
+            out[f"ladder_{step}_required_episodes"] = float(row["required_episodes"])
+        if np.isfinite(float(row["cv_log_loss"])):
+            out[f"ladder_{step}_cv_log_loss"] = float(row["cv_log_loss"])
+    return out
 
 
 def train_model(
@@ -407,6 +726,7 @@ def train_model(
     *,
     config_files: Sequence[Path] = (),
     today: dt.date | None = None,
+    literature: LiteratureConfig | None = None,
 ) -> TrainResult:
     """Validate ``folder``, develop the model, log it to MLflow, register and gate it.
 
@@ -415,6 +735,7 @@ def train_model(
         TrainingDataError: too few known outcomes to train.
         TrackingError: the MLflow tracking server cannot be reached.
     """
+    literature = literature or load_config(LiteratureConfig, name="literature")
     today = today or dt.date.today()
     reg = train_config.registry
     check_incidence_window(train_config.incidence, features_config.outcome.window_days)
@@ -422,12 +743,14 @@ def train_model(
     data = prepare_training_data(validation.cohort, features_config, train_config, today)
     # An unreachable tracking server is reported now, not after minutes of model fitting.
     registry.check_store()
-    development = develop_model(data, train_config)
-    champion = _champion_metrics(reg.model_name, development.test)
+    development = develop_model(data, train_config, literature)
+    comparison, comparison_metrics = _comparison(reg.model_name, development, train_config)
     metrics = {
         **_metric_dict("", development.metrics),
         **_metric_dict("baseline_", development.baseline_metrics),
         **_metric_dict("temporal_", development.temporal_metrics),
+        **_ladder_metrics(development),
+        **comparison_metrics,
         **{f"n_{k}": float(v) for k, v in development.counts.items()},
         "n_follow_up_from_records": float(data.follow_up_from_records),
         **data.weight_diagnostics.metrics(),
@@ -439,13 +762,12 @@ def train_model(
                 for k, v in development.optimism["corrected"].items()
             }
         )
-    if champion is not None:
-        metrics.update({f"champion_{k}": v for k, v in champion.items()})
     run_id = registry.log_training_run(
         experiment=reg.experiment_name,
         params={
-            "candidate": development.candidate.model_dump(),
-            "calibration": development.model.calibration_,
+            "candidate": development.candidate.model_dump() if development.candidate else "none",
+            "calibration": getattr(development.model, "calibration_", development.step),
+            **_ladder_params(development),
             "censoring": train_config.censoring.model_dump(),
             "split": train_config.split.model_dump(),
             "random_state": train_config.random_state,
@@ -468,14 +790,15 @@ def train_model(
             importlib.metadata.version("hamrisk"),
         ),
         input_example=registry.as_model_input(synthetic_input_example(data.features)),
-        tags={"hamrisk.stage": "train", "hamrisk.candidate": development.candidate.kind},
+        tags={"hamrisk.stage": "train", "hamrisk.candidate": development.step},
     )
     _pause_point("logged")
     # The gates are decided before the version exists, and the version is registered with
     # its decision as a tag: a run killed before the alias moves leaves a complete version
     # that says which alias it was meant to get, while the champion stays where it was.
-    held_out = {k: float(development.metrics.loc[k, "estimate"]) for k in registry.METRIC_NAMES}
-    decision = registry.decide_promotion(held_out, champion, reg.gates)
+    decision = registry.decide_promotion(
+        _metric_dict("", development.metrics), comparison, reg.gates
+    )
     version = registry.register(run_id, reg.model_name, tags=registry.decision_tags(decision))
     _pause_point("registered")
     registry.set_alias(reg.model_name, version, decision.alias)
@@ -506,21 +829,40 @@ def format_training(result: TrainResult) -> str:
         f"follow-up lengthened by the athlete's own records: {result.data.follow_up_from_records:,}"
         " episodes",
         result.data.weight_diagnostics.text(),
-        f"chosen: {d.candidate.kind} {dict(d.candidate.params)}, "
-        f"{d.model.calibration_} calibration",
         "",
-        "held-out athletes (95% bootstrap CI):",
+        "ladder (each step kept only when the sample supports it and the data favour it):",
+        _table(
+            d.ladder.assign(
+                required_episodes=d.ladder["required_episodes"].astype("Float64"),
+                reason=d.ladder["reason"].str.slice(0, 110),
+            )
+        ),
+        "chosen: "
+        + d.step
+        + (
+            f" ({d.candidate.kind} {dict(d.candidate.params)}, "
+            f"{getattr(d.model, 'calibration_', '')} calibration)"
+            if d.candidate
+            else ""
+        ),
+        f"validation: {d.validation} ({d.validation_reason})",
+        "",
+        (
+            "optimism-corrected performance (95% interval: apparent bootstrap, shifted):"
+            if d.validation == "optimism"
+            else "held-out athletes (95% bootstrap CI):"
+        ),
         _table(d.metrics),
         "",
-        "logistic baseline on the same athletes: "
+        "the literature model as is on the same episodes: "
         f"AUC {d.baseline_metrics.loc['auc', 'estimate']:.3f}, "
-        f"Brier {d.baseline_metrics.loc['brier', 'estimate']:.3f}",
+        f"log loss {d.baseline_metrics.loc['log_loss', 'estimate']:.3f}",
         f"temporal check (later episodes): AUC {d.temporal_metrics.loc['auc', 'estimate']:.3f},"
         f" O/E {d.temporal_metrics.loc['oe_ratio', 'estimate']:.2f},"
         f" slope {d.temporal_metrics.loc['calibration_slope', 'estimate']:.2f}",
     ]
     if d.optimism is not None:
-        lines += ["", "optimism-corrected (bootstrap, whole cohort):", _table(d.optimism)]
+        lines += ["", "optimism (bootstrap of the whole procedure):", _table(d.optimism)]
     lines += [
         "",
         f"MLflow run {result.run_id} at {registry.shown_uri(registry.tracking_uri())}",

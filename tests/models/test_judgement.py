@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from literature_frames import LITERATURE
 from scipy.special import expit
 
 from models.judgement import (
@@ -16,9 +15,11 @@ from models.judgement import (
     judge_calibration,
     judge_interval,
 )
+from pipeline.config import CONFIG_DIR, TrainConfig, load_config
 
+GATES = load_config(TrainConfig, CONFIG_DIR / "train.yaml").registry.gates
 RULES = {
-    metric: Tolerance.of(getattr(LITERATURE.calibration_judgement, metric))
+    metric: Tolerance.of(getattr(GATES, metric))
     for metric in ("calibration_slope", "calibration_intercept", "observed_expected")
 }
 SLOPE = Tolerance((0.8, 1.2), (0.6, 1.4))

@@ -21,7 +21,14 @@ from pipeline.audit import (
     read_predictions,
 )
 from pipeline.cli import app
-from pipeline.config import AuditConfig, FeaturesConfig, TrainConfig, load_config
+from pipeline.config import (
+    AuditConfig,
+    FeaturesConfig,
+    GatesConfig,
+    ToleranceConfig,
+    TrainConfig,
+    load_config,
+)
 from pipeline.episodes import development_fingerprint, index_episodes
 from pipeline.validate import validate_cohort
 from simulator.config import SimulationConfig
@@ -235,13 +242,21 @@ def test_a_calibrated_model_is_not_flagged_by_chance_in_one_of_many_clinics():
     # fewer than 5 flagged audits has probability below 0.1%: the check can fail.
     rng = np.random.default_rng(20261126)
     audits = [_simulated_rows(rng, clinics=20, per_clinic=150) for _ in range(10)]
+    # Tolerances shrunk to 1 +/- 0.001 make "wholly outside the tolerance" "excludes 1", so
+    # the check measures the multiplicity adjustment itself (the configured tolerances only
+    # make a chance flag rarer still).
     adjusted = CONFIG.model_copy(update={"n_boot": 100, "oe_ci_width": 1.0})
     unadjusted = adjusted.model_copy(update={"multiplicity": "none"})
+    near_one = {"tolerance": (0.999, 1.001), "decisive": (0.01, 100.0), "source": "test"}
+    gates = GatesConfig(
+        calibration_slope=ToleranceConfig(**near_one),
+        observed_expected=ToleranceConfig(**near_one),
+    )
 
     def flagged(config: AuditConfig) -> int:
         count = 0
         for rows in audits:
-            cells = breakdown_verdicts("clinic_id", rows, "clinic_id", config, 10)["cells"]
+            cells = breakdown_verdicts("clinic_id", rows, "clinic_id", config, 10, gates)["cells"]
             count += any(c["verdict"] == RECALIBRATE for c in cells)
         return count
 

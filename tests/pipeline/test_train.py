@@ -57,16 +57,15 @@ def test_same_data_config_and_seed_give_the_same_model_and_metrics(trained_model
 
 
 def test_monotone_directions_hold_on_the_registered_model(store):
+    # Whatever step of the ladder was registered (literature model, an update, the stack).
     model = _risk_model(store["uri"])
-    rows = pd.DataFrame([{}] * 6, columns=list(model.feature_names_in_))
-    base = model.prep_  # the frame must carry the fitted dtypes
-    assert base is not None
-    frame = rows.astype(
-        {
-            name: "float64" if kind != "categorical" else "string"
-            for name, kind in model.prep_.kinds_.items()
-        }
-    )
+    names = list(model.feature_names_in_)
+    frame = pd.DataFrame({name: np.full(6, np.nan) for name in names})
+    prep = getattr(model, "prep_", None)
+    if prep is not None:  # the stack needs the fitted dtypes
+        frame = frame.astype(
+            {n: "float64" if k != "categorical" else "string" for n, k in prep.kinds_.items()}
+        )
     more_injuries = frame.assign(prior_injuries=np.arange(6, dtype=float))
     assert np.all(np.diff(model.predict_risk(more_injuries)) >= 0)
     more_symmetric = frame.assign(lsi_knee_flexors_last_session=np.linspace(0.6, 1.1, 6))
@@ -182,8 +181,18 @@ def test_small_cohorts_get_the_bootstrap_optimism_correction(trained_model, feat
     )
     cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
     data = prepare_training_data(cohort, features_config, config, trained_model["today"])
-    optimism = develop_model(data, config).optimism
+    development = develop_model(data, config)
+    optimism = development.optimism
     assert optimism is not None
+    # Fitted on every episode, measured by the corrected performance, and it says so.
+    assert development.validation == "optimism"
+    assert development.counts["train_episodes"] == len(data.labels)
+    assert development.counts["test_episodes"] == 0
+    assert "small_cohort_episodes" in development.validation_reason
+    shift = optimism.loc["auc", "optimism"]
+    assert development.metrics.loc["auc", "estimate"] == pytest.approx(
+        optimism.loc["auc", "apparent"] - shift
+    )
     assert set(optimism.index) >= {"auc", "brier", "calibration_slope"}
     np.testing.assert_allclose(
         optimism["corrected"], optimism["apparent"] - optimism["optimism"], rtol=1e-12
@@ -226,3 +235,57 @@ def test_a_small_clinic_gets_a_model_that_splits_and_intervals_that_are_not_empt
     assert rho > 3 / np.sqrt(len(true_risk) - 1)
     assert (assessed.risk_high - assessed.risk_low > 0).all()
     assert len(model.members_) >= 8
+
+
+@pytest.mark.slow
+def test_the_ladder_tries_the_stack_only_when_the_sample_supports_it(
+    trained_model, features_config
+):
+    from pipeline.config import LiteratureConfig
+    from pipeline.train import LADDER_STEPS, fit_ladder
+
+    literature = load_config(LiteratureConfig, name="literature")
+    config = load_config(TrainConfig, FAST)
+    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
+    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    args = (data.features, data.labels, data.weights, data.groups)
+    for parameters, considered in ((10**4, False), (1, True)):
+        settings = config.model_copy(
+            update={"model": config.model.model_copy(update={"stack_parameters": parameters})}
+        )
+        ladder = fit_ladder(*args, settings, literature)
+        table = ladder.table
+        assert list(table.index) == list(LADDER_STEPS)
+        assert table["kept"].sum() == 1 and table.loc[ladder.step, "kept"]
+        assert not table.loc[~table["supported"], "kept"].any()
+        stack = table.loc["stack"]
+        assert bool(stack["supported"]) == considered
+        if considered:
+            assert np.isfinite(stack["cv_log_loss"])
+            assert bool(stack["kept"]) == (ladder.step == "stack")
+            others = table.drop(index="stack")["cv_log_loss"]
+            if stack["kept"]:  # kept only for a CV log loss below the chosen update's
+                assert stack["cv_log_loss"] < others.max()
+        else:
+            assert ladder.step != "stack" and ladder.selection is None
+        # Never a constant model, never a zero-width interval.
+        low, high = ladder.model.predict_interval(data.features)
+        assert np.ptp(ladder.model.predict_risk(data.features)) > 0
+        assert (np.asarray(high) - np.asarray(low) > 0).all()
+
+
+def test_a_cohort_whose_literature_features_are_all_missing_is_refused(
+    trained_model, features_config
+):
+    from pipeline.config import LiteratureConfig
+    from pipeline.train import TrainingDataError, fit_ladder
+
+    literature = load_config(LiteratureConfig, name="literature")
+    config = load_config(TrainConfig, FAST)
+    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
+    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    blank = data.features.copy()
+    for name in {spec.column for spec in literature.effects.values()}:
+        blank[name] = blank[name].mask(np.ones(len(blank), dtype=bool))
+    with pytest.raises(TrainingDataError, match="same risk for every episode"):
+        fit_ladder(blank, data.labels, data.weights, data.groups, config, literature)
