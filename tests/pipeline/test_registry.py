@@ -22,6 +22,7 @@ from pipeline import registry
 from pipeline.cli import app
 from pipeline.config import CONFIG_DIR, FeaturesConfig, GatesConfig
 from pipeline.errors import HamriskError
+from pipeline.schemas import CURVE_COLUMNS
 
 MODEL = "hamstring-reinjury"
 EXPERIMENT = "hamstring-reinjury-test"
@@ -204,7 +205,8 @@ def test_model_carries_signature_code_and_an_id_free_input_example(logged, home)
     info = registry.load_risk_model(f"models:/{MODEL}/1").metadata
     assert info.signature.inputs.input_names() == ["prior_injuries", "strength_lsi", "grade"]
     assert not any(spec.required for spec in info.signature.inputs.inputs)
-    assert info.signature.outputs.input_names() == ["risk", "risk_low", "risk_high"]
+    # The one-year risk with its interval, then the curve over the configured horizons.
+    assert info.signature.outputs.input_names() == ["risk", "risk_low", "risk_high", *CURVE_COLUMNS]
     model_dirs = list((home / "mlartifacts").rglob("MLmodel"))
     assert len(model_dirs) == 2
     for packaged in model_dirs:
@@ -350,8 +352,8 @@ def test_champion_loads_and_predicts_exactly_like_the_fitted_model(logged):
     frame = feature_frame(50, seed=3)
     predicted = loaded.predict(frame)
     expected = logged["models"][1]
-    assert list(predicted.columns) == ["risk", "risk_low", "risk_high"]
-    assert predicted.dtypes.eq("float64").all()
+    assert list(predicted.columns) == ["risk", "risk_low", "risk_high", *CURVE_COLUMNS]
+    assert predicted.drop(columns="curve_shape").dtypes.eq("float64").all()
     np.testing.assert_array_equal(predicted["risk"].to_numpy(), expected.predict_risk(frame))
     assert ((predicted["risk_low"] <= predicted["risk"]) & (predicted["risk"] <= 1)).all()
     assert predicted.index.equals(frame.index)
