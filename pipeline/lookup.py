@@ -31,6 +31,7 @@ import pandas as pd
 
 from features.catalog import FEATURES_BY_NAME, TEST_WORDS
 from features.strength import TESTS, UNITS
+from models.served import model_description
 from pipeline.cohort import Cohort
 from pipeline.config import FeaturesConfig, LookupConfig, RiskBandsConfig
 from pipeline.errors import HamriskError
@@ -371,6 +372,8 @@ class LookupResult:
     known: int
     unknown: int
     about: str = ""
+    # literature (published effects only), updated or trained: see models.served.
+    model_kind: str = "trained"
     known_values: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -392,6 +395,8 @@ class LookupResult:
             ],
             "model_name": self.model_name,
             "model_version": self.model_version,
+            "model_kind": self.model_kind,
+            "checked_against_outcomes": self.model_kind != "literature",
             "features_known": self.known,
             "features_averaged_over": self.unknown,
         }  # fmt: skip
@@ -473,6 +478,7 @@ def lookup_risk(
         lower_risk=_suggestions(model, known, contributions, risk, config),
         model_name=model.name,
         model_version=model.version,
+        model_kind=model.kind,
         known=len(shown),
         unknown=len(unknown_names),
         about=about,
@@ -645,7 +651,14 @@ def format_lookup(result: LookupResult) -> str:
     if result.unknown:
         lines.append(
             f"not known     {result.unknown} of {result.known + result.unknown} features, "
-            "averaged over the training cohort"
+            + (
+                "averaged over the literature model's reference population"
+                if result.model_kind == "literature"
+                else "averaged over the training cohort"
+            )
         )
-    lines.append(f"model         {result.model_name} version {result.model_version}")
+    lines.append(
+        f"model         {result.model_name} version {result.model_version}, "
+        + model_description(result.model_kind)
+    )
     return "\n".join(lines)
