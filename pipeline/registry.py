@@ -655,6 +655,7 @@ def _first_version_lock(uri: str) -> Iterator[None]:
         return
     from filelock import FileLock
 
+    db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{db}.first-version.lock"):
         yield
 
@@ -675,42 +676,41 @@ def register_first_version(name: str, experiment: str, build: Any) -> int | None
     registering, and a process whose version is not the lowest deletes its own.
     """
     uri = tracking_uri()
-    with connect(uri) as client:
+    # The lock comes before the first connection: MLflow creates and migrates a new SQLite
+    # store on connecting, and two processes migrating one file at once break it.
+    with _first_version_lock(uri), connect(uri) as client:
         try:
             if _version_numbers(client, name):
                 return None
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
-        with _first_version_lock(uri):
-            if _version_numbers(client, name):
-                return None
-            built = build()
-            run_id = log_training_run(
-                experiment=experiment,
-                params=built.params,
-                metrics={},
-                config_files=[],
-                fingerprint={},
-                feature_names=list(built.risk_model.feature_names_in_),
-                figures={},
-                risk_model=built.risk_model,
-                feature_definition=built.definition,
-                input_example=built.input_example,
-                tags=built.tags,
-            )
-            reason = "first version: no model was registered"
-            version = register(
-                run_id,
-                name,
-                tags={**built.tags, "hamrisk.decision": CHAMPION, "hamrisk.reasons": reason},
-            )
-            lowest = _version_numbers(client, name)[0]
-            if lowest != version:
-                client.delete_model_version(name, str(version))
-                return None
-            set_alias(name, version, CHAMPION)
-            return version
+        built = build()
+        run_id = log_training_run(
+            experiment=experiment,
+            params=built.params,
+            metrics={},
+            config_files=[],
+            fingerprint={},
+            feature_names=list(built.risk_model.feature_names_in_),
+            figures={},
+            risk_model=built.risk_model,
+            feature_definition=built.definition,
+            input_example=built.input_example,
+            tags=built.tags,
+        )
+        reason = "first version: no model was registered"
+        version = register(
+            run_id,
+            name,
+            tags={**built.tags, "hamrisk.decision": CHAMPION, "hamrisk.reasons": reason},
+        )
+        lowest = _version_numbers(client, name)[0]
+        if lowest != version:
+            client.delete_model_version(name, str(version))
+            return None
+        set_alias(name, version, CHAMPION)
+        return version
 
 
 def version_kind(name: str, version: int | str) -> str:
