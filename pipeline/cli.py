@@ -30,9 +30,11 @@ def fail(exc: HamriskError) -> typer.Exit:
 def _ensure_champion(uri: str) -> None:
     """Register the literature model as champion when ``uri`` is the champion of a model
     with no version yet (``pipeline.update.ensure_champion``); a no-op otherwise."""
+    from pipeline.model_cache import resolve_local
     from pipeline.update import champion_name
 
-    if champion_name(uri) is None:
+    # The usual case, a SQLite store holding the version, costs one read-only query.
+    if champion_name(uri) is None or resolve_local(uri) is not None:
         return
     from pipeline.config import FeaturesConfig, LiteratureConfig, RegistryFileConfig, load_config
     from pipeline.update import ensure_champion
