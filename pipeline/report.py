@@ -201,7 +201,8 @@ def render_html(document: Mapping[str, Any], figures: Mapping[str, Figure]) -> s
         for v, found in (document.get("models") or {}).items()
     ]
     if described:
-        parts.append(f'<p class="meta">Which model spoke:</p><ul id="models">{"".join(described)}</ul>')
+        parts.append('<p class="meta">Which model spoke:</p>')
+        parts.append(f'<ul id="models">{"".join(described)}</ul>')
 
     parts.append("<h2>Outcomes</h2>")
     outcomes = document["outcomes"]

@@ -80,10 +80,9 @@ def reference_features(literature: LiteratureConfig, features: FeaturesConfig) -
     from simulator.config import SimulationConfig
     from simulator.simulate import simulate_cohort
 
-    settings = load_config(SimulationConfig, name="simulation").in_world(
-        literature.reference.world
-    )
-    sim = simulate_cohort(settings, literature.reference.athletes, literature.reference.random_state)
+    settings = load_config(SimulationConfig, name="simulation").in_world(literature.reference.world)
+    reference = literature.reference
+    sim = simulate_cohort(settings, reference.athletes, reference.random_state)
     with tempfile.TemporaryDirectory(prefix="hamrisk-reference-") as folder:
         write_tables(sim.tables, folder)
         cohort = validate_cohort(folder, today=settings.export_date).cohort
@@ -271,9 +270,7 @@ def update_model(
     result = update_from_config(
         base, train.features, train.labels, train.weights, train.groups, literature.updating
     )
-    served = ServedLinearModel(result.model, "updated").fit(
-        train.features, categorical=CATEGORICAL
-    )
+    served = ServedLinearModel(result.model, "updated").fit(train.features, categorical=CATEGORICAL)
     n_boot = train_config.evaluation.n_boot
     held_out = _metrics(test, served.predict_risk(test.features), train_config, n_boot)
     champion = _champion_metrics(reg.model_name, test)
