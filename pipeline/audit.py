@@ -1024,12 +1024,30 @@ def run_audit(
         development=development,
         gates=gates,
     )
+    audit.document["models"] = _version_kinds(config.model_name, versions)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = _write_atomic(out / "report.json", json.dumps(audit.document, indent=2))
     html_path = _write_atomic(out / "report.html", render_html(audit.document, audit.figures))
     run_id = _log_audit(audit, [html_path, json_path], config) if log_to_mlflow else None
     return AuditRun(audit, html_path, json_path, run_id)
+
+
+def _version_kinds(name: str, versions: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Which kind of model each audited version is (``models.served``), ``unknown`` for a
+    version this store does not hold."""
+    from models.served import model_description
+    from pipeline.model_cache import load_model
+
+    kinds: dict[str, dict[str, str]] = {}
+    for version in sorted({str(v) for v in versions}, key=int):
+        try:
+            kind = load_model(f"models:/{name}/{version}").kind
+        except HamriskError:
+            kinds[version] = {"kind": "unknown", "description": "not in this store"}
+            continue
+        kinds[version] = {"kind": kind, "description": model_description(kind)}
+    return kinds
 
 
 def _write_atomic(path: Path, text: str) -> Path:

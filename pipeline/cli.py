@@ -27,6 +27,32 @@ def fail(exc: HamriskError) -> typer.Exit:
     return typer.Exit(code=exc.exit_code)
 
 
+def _ensure_champion(uri: str) -> None:
+    """Register the literature model as champion when ``uri`` is the champion of a model
+    with no version yet (``pipeline.update.ensure_champion``); a no-op otherwise."""
+    from pipeline.model_cache import resolve_local
+    from pipeline.update import champion_name
+
+    # The usual case, a SQLite store holding the version, costs one read-only query.
+    if champion_name(uri) is None or resolve_local(uri) is not None:
+        return
+    from pipeline.config import FeaturesConfig, LiteratureConfig, RegistryFileConfig, load_config
+    from pipeline.update import ensure_champion
+
+    version = ensure_champion(
+        uri,
+        load_config(LiteratureConfig, name="literature"),
+        load_config(FeaturesConfig, name="features"),
+        load_config(RegistryFileConfig, name="train").registry.experiment_name,
+    )
+    if version is not None:
+        typer.echo(
+            f"no model was registered: the literature model is now version {version} "
+            "(champion) until a trained or updated version passes the gates",
+            err=True,
+        )
+
+
 # --- hamrisk validate: the cohort contract ---
 
 
@@ -204,7 +230,10 @@ def models_list(name: str | None = NAME_OPTION, config: Path | None = TRAIN_CONF
         raise fail(exc) from None
     typer.echo(f"model {name} at {registry.shown_uri(registry.tracking_uri())}")
     if versions.empty:
-        typer.echo("no versions yet (run `hamrisk train`)")
+        typer.echo(
+            "no versions yet: `hamrisk lookup` or `hamrisk score` registers the literature "
+            "model; `hamrisk train` or `hamrisk update` a clinic's own"
+        )
         return
     shown = versions.assign(created=versions["created"].dt.strftime("%Y-%m-%d %H:%M UTC"))
     # The long run id goes last so the metrics stay beside the version they belong to.
@@ -272,6 +301,52 @@ def train(
     typer.echo(format_training(result))
 
 
+# --- hamrisk update: a logistic model updated to this clinic's records ---
+
+
+@app.command("update")
+def update(
+    folder: Path = typer.Argument(..., help="Cohort folder with the five tables."),
+    from_uri: str | None = typer.Option(
+        None,
+        "--from",
+        help="Model to update (default: the champion; the literature model on a fresh store).",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Training config: split, censoring, gates (configs/train.yaml)."
+    ),
+    literature_config: Path | None = typer.Option(
+        None, "--literature-config", help="Updating settings (default: configs/literature.yaml)."
+    ),
+    today: datetime | None = typer.Option(
+        None, "--today", formats=["%Y-%m-%d"], help="Date of the run (default: today)."
+    ),
+) -> None:
+    """Update a model to this clinic's outcomes by closed testing; register and gate it."""
+    from pipeline.config import CONFIG_DIR, LiteratureConfig, TrainConfig, load_config
+    from pipeline.update import format_update, update_model
+
+    try:
+        train_settings = load_config(TrainConfig, config, name="train")
+        literature = load_config(LiteratureConfig, literature_config, name="literature")
+        parent = from_uri or f"models:/{train_settings.registry.model_name}@champion"
+        _ensure_champion(parent)
+        run = update_model(
+            folder,
+            literature,
+            train_settings,
+            parent_uri=parent,
+            config_files=(
+                config or CONFIG_DIR / "train.yaml",
+                literature_config or CONFIG_DIR / "literature.yaml",
+            ),
+            today=today.date() if today else None,
+        )
+    except HamriskError as exc:
+        raise fail(exc) from None
+    typer.echo(format_update(run))
+
+
 # --- hamrisk score: scheduled batch scoring ---
 
 SCORE_EXIT_CODES = (
@@ -313,6 +388,7 @@ def score(
     progress, finish = _score_progress(sys.stderr.isatty())
     try:
         settings = load_config(ScoreConfig, config, name="score")
+        _ensure_champion(model or settings.model_uri)
         summary = run_scoring(
             folder,
             out,
@@ -463,6 +539,7 @@ def lookup(
     try:
         settings = load_config(ScoreConfig, config, name="score")
         run_date = as_of.date() if as_of else datetime.now().date()
+        _ensure_champion(model or settings.model_uri)
         loaded = load_model(model or settings.model_uri)
         if athlete is not None:
             known, about = athlete_known_features(folder, athlete, loaded, as_of=run_date)
@@ -544,9 +621,12 @@ def audit(
     document = result.audit.document
     counts = document["outcomes"]
     typer.echo(f"verdict         {result.audit.verdict}")
+    models = document.get("models") or {}
     for version, found in document["verdict"]["by_version"].items():
+        described = models.get(version, {}).get("description")
         typer.echo(
             f"version {version:<8}{found['verdict']}"
+            + (f"\n                model: {described}" if described else "")
             + "".join(f"\n                - {reason}" for reason in found["reasons"])
         )
     if "total" in counts:

@@ -434,12 +434,22 @@ class UpdatingConfig(Section):
     sample_size: SampleSizeConfig = SampleSizeConfig()
 
 
+class ReferencePopulationConfig(Section):
+    """The population the shipped literature model is centred on (``reference:``)."""
+
+    world: str = Field("literature", min_length=1)
+    athletes: int = Field(1500, ge=50, le=100_000)
+    random_state: int = Field(20261201, ge=0)
+    source: str = Field("hamrisk simulator covariate model, literature world", min_length=1)
+
+
 class LiteratureConfig(Section):
     """``configs/literature.yaml``: the literature model and its updating."""
 
     baseline_risk: float = Field(gt=0.0, lt=1.0)
     baseline_risk_interval: tuple[float, float]
     effects: dict[str, PublishedEffectConfig] = Field(min_length=1)
+    reference: ReferencePopulationConfig = ReferencePopulationConfig()
     updating: UpdatingConfig = UpdatingConfig()
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ import pandas as pd
 
 from features.catalog import FEATURES_BY_NAME, TEST_WORDS
 from features.strength import TESTS, UNITS
+from models.served import model_description
 from pipeline.cohort import Cohort
 from pipeline.config import FeaturesConfig, LookupConfig, RiskBandsConfig
 from pipeline.curve import curve_columns
@@ -372,6 +373,8 @@ class LookupResult:
     known: int
     unknown: int
     about: str = ""
+    # literature (published effects only), updated or trained: see models.served.
+    model_kind: str = "trained"
     known_values: dict[str, Any] = field(default_factory=dict, repr=False)
     # Cumulative incidence by each horizon before the window, days -> (risk, low, high),
     # and whether its timing is the model's own (``fitted``) or the published one.
@@ -411,6 +414,8 @@ class LookupResult:
             ],
             "model_name": self.model_name,
             "model_version": self.model_version,
+            "model_kind": self.model_kind,
+            "checked_against_outcomes": self.model_kind != "literature",
             "features_known": self.known,
             "features_averaged_over": self.unknown,
         }  # fmt: skip
@@ -498,6 +503,7 @@ def lookup_risk(
         lower_risk=_suggestions(model, known, contributions, risk, config),
         model_name=model.name,
         model_version=model.version,
+        model_kind=model.kind,
         known=len(shown),
         unknown=len(unknown_names),
         about=about,
@@ -697,7 +703,14 @@ def format_lookup(result: LookupResult) -> str:
     if result.unknown:
         lines.append(
             f"not known     {result.unknown} of {result.known + result.unknown} features, "
-            "averaged over the training cohort"
+            + (
+                "averaged over the literature model's reference population"
+                if result.model_kind == "literature"
+                else "averaged over the training cohort"
+            )
         )
-    lines.append(f"model         {result.model_name} version {result.model_version}")
+    lines.append(
+        f"model         {result.model_name} version {result.model_version}, "
+        + model_description(result.model_kind)
+    )
     return "\n".join(lines)

@@ -56,6 +56,19 @@ class RegisteredModel:
     version: str
     definition: FeatureDefinition
 
+    @property
+    def kind(self) -> str:
+        """``literature`` (published effects only), ``updated`` or ``trained``."""
+        from models.served import model_kind
+
+        return model_kind(self.risk_model)
+
+    @property
+    def checked_against_outcomes(self) -> bool:
+        """Whether any clinic's outcomes have shaped or checked this model (not so for the
+        literature model)."""
+        return self.kind != "literature"
+
     def check_features(self) -> None:
         """Raise unless the code's feature registry builds this model's columns as at training.
 
@@ -150,6 +163,13 @@ def resolve(uri: str) -> str:
     from pipeline import registry  # MLflow is imported on use
 
     return _pinned(uri, *registry.resolve_model_version(uri))
+
+
+def resolve_local(uri: str) -> str | None:
+    """``models:/NAME/N`` for ``uri`` when a SQLite store answers for certain, else ``None``
+    (no such version, or a store this module cannot read without MLflow)."""
+    found = _local_version(uri)[1]
+    return None if found is None else f"models:/{found[0]}/{found[1]}"
 
 
 def _local_version(uri: str) -> tuple[Path | None, tuple[str, str, int] | None]:

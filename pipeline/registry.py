@@ -567,6 +567,94 @@ def champion_judged(name: str) -> bool:
         return str((version.tags or {}).get(JUDGED_TAG, "false")) == "true"
 
 
+# Version tags saying which kind of model a version is: ``literature`` (published effects,
+# no clinic's outcomes), ``updated`` (``hamrisk update``) or ``trained`` (``hamrisk train``;
+# a version without the tag is one).
+KIND_TAG = "hamrisk.kind"
+
+
+def _version_numbers(client: MlflowClient, name: str) -> list[int]:
+    return sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+
+
+@contextmanager
+def _first_version_lock(uri: str) -> Iterator[None]:
+    """One process at a time registers a first version: a lock file beside a SQLite store.
+
+    Another store (an ``mlflow server``) has no file both processes see; there
+    ``register_first_version`` re-checks after registering and keeps the lowest version.
+    """
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{db}.first-version.lock"):
+        yield
+
+
+def register_first_version(name: str, experiment: str, build: Any) -> int | None:
+    """Register the model ``build()`` gives as version 1 of ``name`` with ``champion``, unless
+    the store already holds a version of ``name``; return the version registered, else ``None``.
+
+    Args:
+        name: the registered model.
+        experiment: where its run is logged.
+        build: called only when a version is needed; returns an object with ``risk_model``,
+            ``definition``, ``input_example``, ``params`` and ``tags`` (tags go on the run and
+            the version).
+
+    Two processes doing this at once give one version: on a SQLite store the second waits
+    for the first's lock and then finds its version; over HTTP each re-checks after
+    registering, and a process whose version is not the lowest deletes its own.
+    """
+    uri = tracking_uri()
+    # The lock comes before the first connection: MLflow creates and migrates a new SQLite
+    # store on connecting, and two processes migrating one file at once break it.
+    with _first_version_lock(uri), connect(uri) as client:
+        try:
+            if _version_numbers(client, name):
+                return None
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        built = build()
+        run_id = log_training_run(
+            experiment=experiment,
+            params=built.params,
+            metrics={},
+            config_files=[],
+            fingerprint={},
+            feature_names=list(built.risk_model.feature_names_in_),
+            figures={},
+            risk_model=built.risk_model,
+            feature_definition=built.definition,
+            input_example=built.input_example,
+            tags=built.tags,
+        )
+        reason = "first version: no model was registered"
+        version = register(
+            run_id,
+            name,
+            tags={**built.tags, "hamrisk.decision": CHAMPION, "hamrisk.reasons": reason},
+        )
+        lowest = _version_numbers(client, name)[0]
+        if lowest != version:
+            client.delete_model_version(name, str(version))
+            return None
+        set_alias(name, version, CHAMPION)
+        return version
+
+
+def version_kind(name: str, version: int | str) -> str:
+    """``literature``, ``updated`` or ``trained`` (a version without the tag)."""
+    with connect() as client:
+        tags = client.get_model_version(name, str(version)).tags or {}
+    return tags.get(KIND_TAG, "trained")
+
+
 def set_alias(name: str, version: int, alias: str) -> None:
     """Point ``alias`` of model ``name`` at ``version``.
 
@@ -667,7 +755,7 @@ def list_versions(name: str) -> pd.DataFrame:
         Columns ``version, aliases, created, run_id`` and ``KEY_METRICS``, newest first;
         empty when the model has no versions.
     """
-    columns = ["version", "aliases", "created", "run_id", *KEY_METRICS]
+    columns = ["version", "kind", "aliases", "created", "run_id", *KEY_METRICS]
     with connect() as client:
         try:
             aliases = client.get_registered_model(name).aliases
@@ -681,6 +769,7 @@ def list_versions(name: str) -> pd.DataFrame:
             rows.append(
                 {
                     "version": int(found.version),
+                    "kind": (found.tags or {}).get(KIND_TAG, "trained"),
                     "aliases": ", ".join(
                         sorted(a for a, v in aliases.items() if str(v) == str(found.version))
                     ),

@@ -245,6 +245,13 @@ def render_html(document: Mapping[str, Any], figures: Mapping[str, Figure]) -> s
     ]
     if reasons:
         parts.append(f"<ul>{''.join(reasons)}</ul>")
+    described = [
+        f"<li>version {escape(v)}: {escape(found['description'])}</li>"
+        for v, found in (document.get("models") or {}).items()
+    ]
+    if described:
+        parts.append('<p class="meta">Which model spoke:</p>')
+        parts.append(f'<ul id="models">{"".join(described)}</ul>')
 
     parts.append("<h2>Outcomes</h2>")
     outcomes = document["outcomes"]

@@ -32,6 +32,7 @@ from pyarrow import csv as pa_csv
 
 from features.catalog import FEATURES_BY_NAME, FeatureSpec
 from models.explain import top_factors
+from models.served import model_description
 from pipeline.cohort import Cohort
 from pipeline.config import RiskBandsConfig, ScoreConfig
 from pipeline.curve import curve_columns
@@ -358,6 +359,8 @@ class ScoringSummary:
     written: int
     kept: int
     validation: ValidationResult
+    # literature (published effects only), updated or trained: see models.served.
+    model_kind: str = "trained"
 
     @property
     def set_aside(self) -> int:
@@ -470,6 +473,7 @@ def run_scoring(
         model_version=model.version,
         as_of=as_of,
         validation=validation,
+        model_kind=model.kind,
         **summary,
     )
 
@@ -781,7 +785,8 @@ def _check_same_model(out: Path, existing: pd.DataFrame, model: RegisteredModel)
 def format_scoring(summary: ScoringSummary) -> str:
     """The summary a person or a log reads after a run."""
     lines = [
-        f"model           {summary.model_name} version {summary.model_version}",
+        f"model           {summary.model_name} version {summary.model_version}, "
+        + model_description(summary.model_kind),
         f"as of           {summary.as_of.isoformat()}",
         f"episodes scored {summary.scored:>9,} ({summary.provisional:,} provisional: no return "
         "to sport yet)",

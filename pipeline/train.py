@@ -13,7 +13,7 @@ import importlib.metadata
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -669,11 +669,32 @@ def _comparison(
 ) -> tuple[registry.Comparison, dict[str, float]]:
     """The new model's log loss against the champion's (or, with none, the literature
     model's) on the episodes it was measured on."""
-    test = development.test
+    return compare_with_champion(
+        name,
+        development.test,
+        development.test_risk,
+        config,
+        literature_risk=development.literature_risk,
+        shift=development.shift_against,
+    )
+
+
+def compare_with_champion(
+    name: str,
+    test: TrainingData,
+    risk: np.ndarray,
+    config: TrainConfig,
+    *,
+    literature_risk: np.ndarray,
+    shift: Callable[[bool], float] = lambda literature: 0.0,
+) -> tuple[registry.Comparison, dict[str, float]]:
+    """``risk``'s IPCW log loss against the champion's on ``test`` (or, with no champion,
+    ``literature_risk``'s), with a paired bootstrap interval; ``shift(literature)`` is the
+    optimism correction to add. ``train`` and ``update`` both judge a new version by it."""
     version = registry.champion_version(name)
     if version is None:
         reference, judged = "the literature model", False
-        reference_risk = development.literature_risk
+        reference_risk = literature_risk
     else:
         champion = registry.load_risk_model(f"models:/{name}@champion")
         reference_risk = champion.predict(registry.as_model_input(test.features))["risk"].to_numpy(
@@ -682,11 +703,11 @@ def _comparison(
         reference, judged = f"champion version {version}", registry.champion_judged(name)
     estimate, low, high = log_loss_difference(
         test,
-        development.test_risk,
+        risk,
         reference_risk,
         config.evaluation.n_boot,
         config.random_state,
-        shift=development.shift_against(literature=version is None),
+        shift=shift(version is None),
         level=config.registry.gates.level,
     )
     metrics = {

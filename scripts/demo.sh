@@ -3,12 +3,17 @@
 # it, train and register a model in the local MLflow store as of its export date; then
 # simulate a later cohort (another seed, later calendar), score its episodes with the version
 # just trained and audit the predictions against its outcomes: an out-of-sample check.
+# Before any training, a lookup on the demo's fresh store is answered by the literature model
+# (registered on that first use); after training, by the trained version if it passed the gates.
+# The demo keeps its own store in DIR/store, so "before training" really is a fresh store.
 # Usage: scripts/demo.sh DIR ATHLETES SEED
 set -euo pipefail
 out=${1:-demo}; athletes=${2:-2000}; seed=${3:-20261126}
 hamrisk=.venv/bin/hamrisk
 rm -rf "$out"
 mkdir -p "$out"
+export HAMRISK_HOME="$(cd "$out" && pwd)/store"
+unset MLFLOW_TRACKING_URI
 
 # Development cohort: index injuries from 2019 until its export in mid-2023. The later
 # cohort's index injuries start the day after that export and run to configs/simulation.yaml's
@@ -19,6 +24,9 @@ later_seed=$((seed + 1))
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "before any training: one athlete from what the clinician knows (fresh store)"
+answers=(--prior-injuries 1 --lsi 0.8 --days-to-return 21 --ake yes --as-of "$trained_on")
+$hamrisk lookup "${answers[@]}"
 step "simulate $athletes athletes (seed $seed) exported $trained_on into $out/cohort"
 $hamrisk simulate "$out/cohort" --athletes "$athletes" --seed "$seed" --export "$trained_on"
 
@@ -30,6 +38,9 @@ $hamrisk train "$out/cohort" --today "$trained_on" | tee "$out/train.txt"
 # The version just trained, champion or challenger: the demo audits it whatever its gates said.
 model=$(sed -n 's/^registered \(.*\) version \([0-9][0-9]*\) as .*/models:\/\1\/\2/p' \
   "$out/train.txt")
+
+step "the same answers after training: the champion now (trained if it passed the gates)"
+$hamrisk lookup "${answers[@]}"
 
 step "simulate a later cohort: $athletes athletes (seed $later_seed) from $later_from"
 $hamrisk simulate "$out/later" --athletes "$athletes" --seed "$later_seed" --start "$later_from"

@@ -148,3 +148,49 @@ def test_log_register_promote_and_load_over_http(server, monkeypatch, tmp_path):
 
     with pytest.raises(HamriskError, match=r"versions of 'hamstring-reinjury': 1"):
         registry.load_risk_model(f"models:/{MODEL}/2")
+
+
+class _FirstVersion:
+    """What ``registry.register_first_version`` logs, built from the stand-in model."""
+
+    def __init__(self) -> None:
+        model = ConstantRiskModel()
+        model.feature_names_in_ = ["prior_injuries"]
+        self.risk_model = model
+        self.definition = FeatureDefinition.of(FeaturesConfig(), ["prior_injuries"], "0.0.0")
+        self.input_example = pd.DataFrame({"prior_injuries": [0.0, 1.0]})
+        self.params = {"baseline_risk": 0.33}
+        self.tags = {"hamrisk.kind": "literature"}
+
+
+def test_first_version_over_http_keeps_the_lowest_when_another_process_won(
+    server, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("HAMRISK_HOME", str(tmp_path / "home"))
+    name = "first-version-race"
+
+    def build_while_another_registers() -> _FirstVersion:
+        # Another process registers its first version while this one builds: no lock over
+        # HTTP, so this process must find that out after registering and step back.
+        built = _FirstVersion()
+        run_id = registry.log_training_run(
+            experiment="first-version-http", params={}, metrics={}, config_files=[],
+            fingerprint={}, feature_names=["prior_injuries"], figures={},
+            risk_model=built.risk_model, feature_definition=built.definition,
+            input_example=built.input_example, tags=built.tags,
+        )  # fmt: skip
+        registry.register(run_id, name, tags=built.tags)
+        return built
+
+    raced = registry.register_first_version(
+        name, "first-version-http", build_while_another_registers
+    )
+    assert raced is None
+    assert registry.list_versions(name)["version"].tolist() == [1]
+    assert registry.register_first_version(name, "first-version-http", _FirstVersion) is None
+
+    fresh = "first-version-alone"
+    assert registry.register_first_version(fresh, "first-version-http", _FirstVersion) == 1
+    assert registry.champion_version(fresh) == 1
+    assert registry.version_kind(fresh, 1) == "literature"

@@ -331,6 +331,7 @@ def test_list_versions_shows_key_metrics_newest_first(logged):
     listed = registry.list_versions(MODEL)
     assert list(listed.columns) == [
         "version",
+        "kind",
         "aliases",
         "created",
         "run_id",
@@ -340,6 +341,7 @@ def test_list_versions_shows_key_metrics_newest_first(logged):
         "calibration_intercept",
     ]
     assert listed["version"].tolist() == [2, 1]
+    assert listed["kind"].tolist() == ["trained", "trained"]
     assert listed["run_id"].tolist() == logged["run_ids"][::-1]
     assert listed.loc[1, "auc"] == pytest.approx(GOOD["auc"])
     assert listed.loc[0, "calibration_slope"] == pytest.approx(OVERFITTED["calibration_slope"])
