@@ -69,6 +69,7 @@ from models.plots import calibration_figure, decision_curve_figure
 from pipeline.cohort import Cohort
 from pipeline.config import AuditConfig, CensoringConfig, FeaturesConfig
 from pipeline.episodes import (
+    EPISODE_COLUMNS,
     WeightDiagnostics,
     censoring_inputs,
     censoring_weights,
@@ -104,6 +105,7 @@ _SAMPLE_NOTES = {
 # Attributes of the athlete that a ``--by`` breakdown may name, besides ``clinic_id``.
 ATHLETE_GROUPS: tuple[str, ...] = ("discipline", "level", "sex")
 NOT_RECORDED = "not recorded"
+_PREDICTION_OWN = ("clinic_id", "prediction_time", "provisional")
 
 
 @dataclass(frozen=True)
@@ -305,20 +307,8 @@ def _match_outcomes(
     latest = latest.drop(columns="_final")
     episodes = index_episodes(cohort, as_of, features.outcome)
     matched = latest.drop(columns=["athlete_id"]).merge(
-        episodes[
-            [
-                "injury_id",
-                "athlete_id",
-                "side",
-                "injury_date",
-                "followed_days",
-                "administrative_days",
-                "follow_up_from_records",
-                "event_days",
-                "status",
-                "label",
-            ]
-        ],
+        # The stored prediction time, clinic and provisional flag stay the prediction's own.
+        episodes[[c for c in EPISODE_COLUMNS if c not in _PREDICTION_OWN]],
         on="injury_id",
         how="left",
         validate="many_to_one",
