@@ -173,11 +173,7 @@ def empty_predictions(names: Sequence[str] | None = None) -> pd.DataFrame:
     """A predictions frame with no rows and the contract's dtypes."""
     names = PREDICTION_COLUMNS if names is None else tuple(names)
     return pd.DataFrame(
-        {
-            c.name: pd.Series(dtype=_DTYPES[c.kind])
-            for c in COLUMNS
-            if c.name in names
-        }
+        {c.name: pd.Series(dtype=_DTYPES[c.kind]) for c in COLUMNS if c.name in names}
     )
 
 
@@ -285,9 +281,7 @@ def _arrow_predictions(predictions: pd.DataFrame) -> pyarrow.Table:
     table = pyarrow.Table.from_pandas(predictions.drop(columns=instants), preserve_index=False)
     for name in instants:
         utc = predictions[name].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-        values = pyarrow.array(utc, pyarrow.timestamp("ns")).cast(
-            pyarrow.timestamp("ns", tz="UTC")
-        )
+        values = pyarrow.array(utc, pyarrow.timestamp("ns")).cast(pyarrow.timestamp("ns", tz="UTC"))
         table = table.add_column(list(predictions.columns).index(name), name, values)
     return table
 

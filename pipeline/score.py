@@ -160,8 +160,8 @@ def score_episodes(
         n_factors: how many top factors to put into words.
 
     Returns:
-        A frame valid under ``pipeline.predictions.predictions_schema()``, one row per episode, in the
-        order of ``index_episodes`` (athlete, injury date, injury id).
+        A frame valid under ``pipeline.predictions.predictions_schema()``, one row per
+        episode, in the order of ``index_episodes`` (athlete, injury date, injury id).
 
     Raises:
         FeatureDefinitionError: the code no longer builds the model's features as it was

@@ -35,10 +35,10 @@ def write(out: Path) -> None:
     from pipeline.config import FeaturesConfig, ScoreConfig, TrainConfig, load_config
     from pipeline.episodes import index_episodes
     from pipeline.score import run_scoring
-    from simulator.config import SimulationConfig
-    from simulator.simulate import run_simulation
     from pipeline.train import train_model
     from pipeline.validate import validate_cohort
+    from simulator.config import SimulationConfig
+    from simulator.simulate import run_simulation
 
     project = Path(__file__).resolve().parent.parent
     cohort_dir = home / "cohort"

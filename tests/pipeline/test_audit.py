@@ -286,9 +286,7 @@ def test_an_episode_scored_provisionally_and_at_return_is_judged_on_the_latter(k
 
     provisional, final = _provisional_and_final(known_truth)
     as_of = pd.Timestamp(known_truth["as_of"])
-    rows = _match_outcomes(
-        known_truth["cohort"], pd.concat([final, provisional]), as_of, FEATURES
-    )
+    rows = _match_outcomes(known_truth["cohort"], pd.concat([final, provisional]), as_of, FEATURES)
     assert len(rows) == 1
     assert rows["risk"].iloc[0] == final["risk"].iloc[0] and not rows["provisional"].iloc[0]
 

@@ -162,9 +162,7 @@ def test_a_reader_needing_fewer_columns_reads_a_file_that_has_only_those(tmp_pat
 
 
 @pytest.mark.parametrize("name", ["p.csv", "p.parquet"])
-def test_a_declared_optional_column_is_written_and_read_when_present(
-    tmp_path, monkeypatch, name
-):
+def test_a_declared_optional_column_is_written_and_read_when_present(tmp_path, monkeypatch, name):
     # What adding a column to the contract takes: one declaration.
     declared = (*predictions.COLUMNS, PredictionColumn("risk_28d", "probability", required=False))
     monkeypatch.setattr(predictions, "COLUMNS", declared)
