@@ -34,6 +34,10 @@ def _paused(point: str, seconds: float, call: Callable[..., Any]) -> Callable[..
 
 
 def main() -> None:
+    # Run as a script, this folder comes first on the path, where tests/features would
+    # stand in for the features package.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     point, seconds, args = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
     point, _, name = point.partition("=")
     if point not in POINTS:
