@@ -66,7 +66,7 @@ from models.additive import AdditiveTables, tabulate
 from models.calibration import CALIBRATORS, SigmoidCalibrator, choose_calibration
 from models.compact import Assessment, CompactCalibrator, CompactRiskModel, bootstrap_interval
 from models.drift import build_reference
-from models.prep import FeaturePrep
+from models.prep import FeaturePrep, check_targets
 
 Kind = Literal["lightgbm", "logistic"]
 
@@ -186,7 +186,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self._check_params()
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
-        y_arr, w_arr, g_arr = _check_targets(X, y, sample_weight, groups)
+        y_arr, w_arr, g_arr = check_targets(X, y, sample_weight, groups)
         categorical = list(self.categorical or ())
         unknown = [c for c in categorical if c not in X.columns]
         if unknown:
@@ -776,50 +776,6 @@ def _logistic_feature_map(prep: Pipeline, n_features: int) -> np.ndarray:
     mapping = np.zeros((len(columns), n_features))
     mapping[np.arange(len(columns)), columns] = 1.0
     return mapping
-
-
-def _check_targets(
-    X: pd.DataFrame,
-    y: np.ndarray | pd.Series,
-    sample_weight: np.ndarray | pd.Series | None,
-    groups: np.ndarray | pd.Series | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(X)
-    y_arr = np.asarray(y, dtype=np.float64)
-    if y_arr.shape != (n,):
-        raise ValueError(f"y has shape {y_arr.shape}, expected ({n},)")
-    bad = np.flatnonzero(~np.isnan(y_arr) & (y_arr != 0) & (y_arr != 1))
-    if bad.size:
-        raise ValueError(f"y must be 1.0, 0.0 or NaN; row {bad[0]} has {y_arr[bad[0]]}")
-    if sample_weight is None:
-        w_arr = np.where(np.isnan(y_arr), 0.0, 1.0)
-    else:
-        w_arr = np.asarray(sample_weight, dtype=np.float64)
-        if w_arr.shape != (n,):
-            raise ValueError(f"sample_weight has shape {w_arr.shape}, expected ({n},)")
-        bad = np.flatnonzero(~np.isfinite(w_arr) | (w_arr < 0))
-        if bad.size:
-            raise ValueError(
-                f"sample_weight must be finite and >= 0; row {bad[0]} has {w_arr[bad[0]]}"
-            )
-        bad = np.flatnonzero(np.isnan(y_arr) & (w_arr > 0))
-        if bad.size:
-            raise ValueError(
-                f"row {bad[0]} has an unknown outcome (y NaN) but weight {w_arr[bad[0]]}; "
-                "unknown outcomes must weigh 0"
-            )
-    if groups is None:
-        g_arr = np.arange(n)
-    else:
-        g_arr = np.asarray(groups)
-        if g_arr.shape != (n,):
-            raise ValueError(f"groups has shape {g_arr.shape}, expected ({n},)")
-        if pd.isna(g_arr).any():
-            raise ValueError(
-                f"groups has a missing id at row {int(np.flatnonzero(pd.isna(g_arr))[0])}"
-            )
-    y_arr = np.where(w_arr > 0, y_arr, 0.0)
-    return y_arr, w_arr, g_arr
 
 
 def make_risk_model(

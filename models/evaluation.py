@@ -16,7 +16,7 @@ episodes are not independent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -136,13 +136,119 @@ def _group_index(groups: Any | None, n: int) -> tuple[np.ndarray, int]:
     return index, int(index.max()) + 1 if n else 0
 
 
-def _bootstrap_multiplicity(
-    index: np.ndarray, n_groups: int, n_boot: int, rng: np.random.Generator
-) -> Iterator[np.ndarray]:
-    """Per replicate, how many times each row's group was drawn (one array at a time)."""
-    for _ in range(n_boot):
-        draws = np.bincount(rng.integers(0, n_groups, size=n_groups), minlength=n_groups)
-        yield draws[index].astype(np.float64)
+def bootstrap_counts(
+    groups: Any | None, n: int, n_boot: int, random_state: int | None
+) -> np.ndarray:
+    """How many times each of ``n`` rows is drawn in each replicate (``n_boot`` x ``n``).
+
+    Replicates draw whole groups (athletes) with replacement, as many as there are;
+    ``None`` draws rows. Every draw is made at once, so callers can compute each
+    replicate's weighted statistic as one matrix product.
+    """
+    index, n_groups = _group_index(groups, n)
+    rng = np.random.default_rng(random_state)
+    draws = rng.integers(0, n_groups, size=(n_boot, n_groups))
+    offsets = (np.arange(n_boot)[:, None] * n_groups + draws).ravel()
+    times = np.bincount(offsets, minlength=n_boot * n_groups).reshape(n_boot, n_groups)
+    return times[:, index]
+
+
+def _batched_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted AUC of each replicate (rows of ``weights``), ties counting one half."""
+    order = np.argsort(p, kind="stable")
+    ps, ys, ws = p[order], y[order], weights[:, order]
+    pos, neg = ws * ys, ws * (1 - ys)
+    start = np.searchsorted(ps, ps, side="left")
+    end = np.searchsorted(ps, ps, side="right")
+    cum = np.concatenate([np.zeros((len(ws), 1)), np.cumsum(neg, axis=1)], axis=1)
+    below = cum[:, start]
+    tied = cum[:, end] - below
+    return np.sum(pos * (below + 0.5 * tied), axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _batched_intercept(
+    y: np.ndarray, x: np.ndarray, weights: np.ndarray, start: float, max_steps: int = 50
+) -> np.ndarray:
+    """Calibration-in-the-large per replicate: logistic intercept with offset ``x``."""
+    a = np.full(len(weights), start if np.isfinite(start) else 0.0)
+    for _ in range(max_steps):
+        mu = expit(a[:, None] + x[None, :])
+        step = np.sum(weights * (y - mu), axis=1) / np.sum(weights * mu * (1 - mu), axis=1)
+        a = a + step
+        if not np.nanmax(np.abs(step)) > 1e-9:
+            break
+    return a
+
+
+def _batched_slope(
+    y: np.ndarray, x: np.ndarray, weights: np.ndarray, max_steps: int = 50
+) -> np.ndarray:
+    """Calibration slope per replicate: coefficient of ``x`` in ``logit P(y) = a + b x``.
+
+    Newton-Raphson from the full-sample fit (itself from a = 0, b = 1), so each replicate
+    needs a few steps; replicates that do not converge (quasi-separation in a small cell)
+    are dropped rather than reported.
+    """
+    full = weights.mean(axis=0, keepdims=True)
+    a, b, _ = _newton_slope(y, x, full, np.zeros(1), np.ones(1), max_steps)
+    a, b, converged = _newton_slope(
+        y, x, weights, np.repeat(a, len(weights)), np.repeat(b, len(weights)), max_steps
+    )
+    return np.where(converged, b, np.nan)
+
+
+def _newton_slope(
+    y: np.ndarray, x: np.ndarray, weights: np.ndarray, a: np.ndarray, b: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    converged = np.zeros(len(weights), dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(steps):
+            mu = expit(a[:, None] + b[:, None] * x[None, :])
+            r = weights * (y - mu)
+            h = weights * mu * (1 - mu)
+            g0, g1 = r.sum(axis=1), r @ x
+            h00, h01, h11 = h.sum(axis=1), h @ x, h @ (x * x)
+            det = h00 * h11 - h01**2
+            da = (h11 * g0 - h01 * g1) / det
+            db = (h00 * g1 - h01 * g0) / det
+            a, b = a + da, b + db
+            converged = np.abs(da) + np.abs(db) < 1e-8
+            if converged.all():
+                break
+    return a, b, converged & np.isfinite(b)
+
+
+def _replicates(
+    name: str,
+    y: np.ndarray,
+    p: np.ndarray,
+    weights: np.ndarray,
+    estimate: float,
+) -> np.ndarray:
+    """``name`` in every replicate (rows of ``weights``, known outcomes only).
+
+    O/E, Brier and log loss are weighted sums, the AUC a cumulative sum over the rows
+    sorted by risk, intercept and slope a batched Newton-Raphson started from the
+    full-sample fit: a per-replicate loop of logistic fits made an audit of a few thousand
+    episodes take tens of seconds. A metric without a batched form is computed replicate
+    by replicate.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if name == "observed_expected":
+            return (weights @ y) / (weights @ p)
+        if name == "brier":
+            return (weights @ (p - y) ** 2) / weights.sum(axis=1)
+        if name == "log_loss":
+            q = clip_probability(p)
+            loss = -(y * np.log(q) + (1 - y) * np.log1p(-q))
+            return (weights @ loss) / weights.sum(axis=1)
+        if name == "auc":
+            return _batched_auc(y, p, weights)
+        if name == "calibration_intercept":
+            return _batched_intercept(y, logit_clipped(p), weights, estimate)
+        if name == "calibration_slope":
+            return _batched_slope(y, logit_clipped(p), weights)
+        return np.array([METRICS[name](y, p, row) for row in weights])
 
 
 def evaluate(
@@ -155,7 +261,13 @@ def evaluate(
     level: float = 0.95,
     metrics: Sequence[str] | None = None,
 ) -> dict[str, tuple[float, float, float]]:
-    """Each metric with a bootstrap percentile CI.
+    """Each metric with a bootstrap percentile CI: the one bootstrap of held-out
+    evaluation in training and of the outcome audit.
+
+    Replicates resample the groups (athletes) that hold a known outcome, each group's
+    IPCW weights counted as many times as it is drawn; the censoring weights themselves
+    are not re-estimated. A replicate where a metric is undefined (no recurrence drawn,
+    a slope that does not converge) is left out of that metric's interval.
 
     Args:
         y, p, w: outcomes (NaN unknown), risks, IPCW weights.
@@ -179,12 +291,18 @@ def evaluate(
     estimates = {m: METRICS[m](y, p, w) for m in names}
     if n_boot <= 0:
         return {m: (estimates[m], float("nan"), float("nan")) for m in names}
-    index, n_groups = _group_index(groups, len(y))
-    mult = _bootstrap_multiplicity(index, n_groups, n_boot, np.random.default_rng(random_state))
-    reps = np.array([[METRICS[m](y, p, w * times) for m in names] for times in mult])
+    keep = ~np.isnan(y) & (w > 0)
+    yk, pk, wk = y[keep], p[keep], w[keep]
+    gk = None if groups is None else np.asarray(groups)[keep]
+    weights = bootstrap_counts(gk, len(yk), n_boot, random_state) * wk[None, :]
     alpha = (1 - level) / 2
-    low, high = np.nanquantile(reps, [alpha, 1 - alpha], axis=0)
-    return {m: (estimates[m], float(low[i]), float(high[i])) for i, m in enumerate(names)}
+    out = {}
+    for m in names:
+        values = _replicates(m, yk, pk, weights, estimates[m])
+        values = values[np.isfinite(values)]
+        low, high = np.quantile(values, [alpha, 1 - alpha]) if values.size else (np.nan, np.nan)
+        out[m] = (estimates[m], float(low), float(high))
+    return out
 
 
 def net_benefit(
@@ -287,12 +405,11 @@ def calibration_curve(
     if n_boot <= 0:
         band = np.full((2, len(grid)), np.nan)
     else:
-        index, n_groups = _group_index(gk, len(yk))
-        mult = _bootstrap_multiplicity(index, n_groups, n_boot, np.random.default_rng(random_state))
+        counts = bootstrap_counts(gk, len(yk), n_boot, random_state)
         curves = np.array(
             [
                 expit(grid_design @ fit_weighted_logistic(fit_design, yk, wk * times, ridge=1e-4))
-                for times in mult
+                for times in counts
             ]
         )
         alpha = (1 - level) / 2

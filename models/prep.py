@@ -80,3 +80,55 @@ def _as_float(col: pd.Series, name: str) -> np.ndarray:
         row = col.index[bad.to_numpy()][0] if bad.any() else "?"
         value = col[row] if bad.any() else "?"
         raise ValueError(f"column {name!r}: expected numbers, row {row!r} has {value!r}") from None
+
+
+def check_targets(
+    X: pd.DataFrame,
+    y: np.ndarray | pd.Series,
+    sample_weight: np.ndarray | pd.Series | None,
+    groups: np.ndarray | pd.Series | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``y``, ``sample_weight`` and ``groups`` as a fit expects them, checked against ``X``.
+
+    Returns ``y`` with unknown outcomes set to 0 (they weigh 0), the weights (unknown
+    outcomes 0 when none are given) and the groups (one per row when none are given).
+
+    Raises:
+        ValueError: a shape, an outcome, a weight or a group id that a fit cannot use.
+    """
+    n = len(X)
+    y_arr = np.asarray(y, dtype=np.float64)
+    if y_arr.shape != (n,):
+        raise ValueError(f"y has shape {y_arr.shape}, expected ({n},)")
+    bad = np.flatnonzero(~np.isnan(y_arr) & (y_arr != 0) & (y_arr != 1))
+    if bad.size:
+        raise ValueError(f"y must be 1.0, 0.0 or NaN; row {bad[0]} has {y_arr[bad[0]]}")
+    if sample_weight is None:
+        w_arr = np.where(np.isnan(y_arr), 0.0, 1.0)
+    else:
+        w_arr = np.asarray(sample_weight, dtype=np.float64)
+        if w_arr.shape != (n,):
+            raise ValueError(f"sample_weight has shape {w_arr.shape}, expected ({n},)")
+        bad = np.flatnonzero(~np.isfinite(w_arr) | (w_arr < 0))
+        if bad.size:
+            raise ValueError(
+                f"sample_weight must be finite and >= 0; row {bad[0]} has {w_arr[bad[0]]}"
+            )
+        bad = np.flatnonzero(np.isnan(y_arr) & (w_arr > 0))
+        if bad.size:
+            raise ValueError(
+                f"row {bad[0]} has an unknown outcome (y NaN) but weight {w_arr[bad[0]]}; "
+                "unknown outcomes must weigh 0"
+            )
+    if groups is None:
+        g_arr = np.arange(n)
+    else:
+        g_arr = np.asarray(groups)
+        if g_arr.shape != (n,):
+            raise ValueError(f"groups has shape {g_arr.shape}, expected ({n},)")
+        if pd.isna(g_arr).any():
+            raise ValueError(
+                f"groups has a missing id at row {int(np.flatnonzero(pd.isna(g_arr))[0])}"
+            )
+    y_arr = np.where(w_arr > 0, y_arr, 0.0)
+    return y_arr, w_arr, g_arr

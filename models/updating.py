@@ -53,6 +53,7 @@ from threadpoolctl import threadpool_limits
 
 from models.compact import Assessment
 from models.literature import LiteratureModel, wald_assessment
+from models.prep import check_targets
 from models.samplesize import (
     anticipated_r2_cs,
     max_r2_cs,
@@ -249,7 +250,7 @@ def update_model(
         raise ValueError(f"penalty_strengths must be positive and non-empty ({penalty_strengths})")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1) (got {alpha})")
-    y_arr, w_arr, g_arr = _check_inputs(X, y, sample_weight, groups)
+    y_arr, w_arr, g_arr = check_targets(X, y, sample_weight, groups)
     known = w_arr > 0
     z_all = base.term_matrix(X)
     o_all = base.intercept_ + z_all @ base.coef_
@@ -499,42 +500,6 @@ def _cross_validate(
             regressor.fit(z[train], y[train], sample_weight=w[train], offset=o[train])
             p = expit(o[test] + regressor.intercept_ + z[test] @ regressor.coef_)
             losses[k] -= _log_likelihood(y[test], p, w[test])
-
-
-def _check_inputs(
-    X: pd.DataFrame,
-    y: np.ndarray | pd.Series,
-    sample_weight: np.ndarray | pd.Series | None,
-    groups: np.ndarray | pd.Series | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(X)
-    y_arr = np.asarray(y, dtype=np.float64)
-    if y_arr.shape != (n,):
-        raise ValueError(f"y has shape {y_arr.shape}, expected ({n},)")
-    bad = np.flatnonzero(~np.isnan(y_arr) & (y_arr != 0) & (y_arr != 1))
-    if bad.size:
-        raise ValueError(f"y must be 1.0, 0.0 or NaN; row {bad[0]} has {y_arr[bad[0]]}")
-    if sample_weight is None:
-        w_arr = np.where(np.isnan(y_arr), 0.0, 1.0)
-    else:
-        w_arr = np.asarray(sample_weight, dtype=np.float64)
-        if w_arr.shape != (n,):
-            raise ValueError(f"sample_weight has shape {w_arr.shape}, expected ({n},)")
-        bad = np.flatnonzero(~np.isfinite(w_arr) | (w_arr < 0))
-        if bad.size:
-            raise ValueError(
-                f"sample_weight must be finite and >= 0; row {bad[0]} has {w_arr[bad[0]]}"
-            )
-        bad = np.flatnonzero(np.isnan(y_arr) & (w_arr > 0))
-        if bad.size:
-            raise ValueError(
-                f"row {bad[0]} has an unknown outcome (y NaN) but weight {w_arr[bad[0]]}; "
-                "unknown outcomes must weigh 0"
-            )
-    g_arr = np.arange(n) if groups is None else np.asarray(groups)
-    if g_arr.shape != (n,):
-        raise ValueError(f"groups has shape {g_arr.shape}, expected ({n},)")
-    return np.where(w_arr > 0, y_arr, 0.0), w_arr, g_arr
 
 
 def update_from_config(

@@ -8,7 +8,11 @@ asked, logs the audit to MLflow.
 
 Each prediction is matched by injury id to the episode's outcome as known on the audit
 date (``pipeline.episodes``): recurred, no recurrence over the full window, pending or
-censored. Only the first two are evaluable, and they are weighted by the inverse
+censored. A provisional prediction (made before the return to sport) is judged once the
+return to sport is on record, on the outcome window that starts there, with its features
+rebuilt as the model saw them (as of the prediction, provisional); until then it is
+pending. An episode scored both provisionally and at its return to sport is judged on the
+latter. Only the first two are evaluable, and they are weighted by the inverse
 probability of censoring (IPCW) estimated over every audited episode, pending and censored
 ones included, so the metrics speak for all predictions as if each had been followed for
 the whole window. Pending and censored episodes are never counted as non-recurrences.
@@ -59,11 +63,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.special import expit
 from scipy.stats import norm
 
 from features import build_feature_frame
-from models.calibration import logit_clipped
 from models.drift import PSI_MODERATE, population_stability
 from models.evaluation import calibration_curve, evaluate, net_benefit
 from models.judgement import FAIL, NOT_ENOUGH, Tolerance, judge_interval
@@ -72,25 +74,18 @@ from models.plots import calibration_figure, decision_curve_figure, incidence_fi
 from pipeline.cohort import Cohort
 from pipeline.config import AuditConfig, CensoringConfig, FeaturesConfig, GatesConfig
 from pipeline.episodes import (
+    EPISODE_COLUMNS,
     WeightDiagnostics,
     censoring_inputs,
     censoring_weights,
     in_development,
     index_episodes,
 )
-from pipeline.errors import HamriskError, UnusableInputError
+from pipeline.errors import HamriskError
 from pipeline.io import atomic_file
-from pipeline.schemas import CURVE_HORIZONS
+from pipeline.predictions import AUDITED_COLUMNS, CURVE_HORIZONS, PredictionsFileError
+from pipeline.predictions import read_predictions as read_predictions_file
 
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "injury_id",
-    "athlete_id",
-    "clinic_id",
-    "prediction_time",
-    "risk",
-    "model_name",
-    "model_version",
-)
 STATUSES: tuple[str, ...] = ("recurred", "no_recurrence", "pending", "censored", "not_in_records")
 CALIBRATED = "calibrated"
 RECALIBRATE = "recalibration recommended"
@@ -115,10 +110,7 @@ _SAMPLE_NOTES = {
 # Attributes of the athlete that a ``--by`` breakdown may name, besides ``clinic_id``.
 ATHLETE_GROUPS: tuple[str, ...] = ("discipline", "level", "sex")
 NOT_RECORDED = "not recorded"
-
-
-class AuditInputError(UnusableInputError):
-    """A predictions file the audit cannot use (exit 2)."""
+_PREDICTION_OWN = ("clinic_id", "prediction_time", "provisional")
 
 
 @dataclass(frozen=True)
@@ -145,127 +137,48 @@ class AuditRun:
 
 
 def read_predictions(paths: Sequence[Path | str], model_name: str) -> pd.DataFrame:
-    """Read and check stored predictions files (CSV or Parquet by extension).
+    """Read stored predictions files for an audit of ``model_name``.
+
+    Each file is read by ``pipeline.predictions.read_predictions`` needing only the
+    columns an audit judges (``AUDITED_COLUMNS``), so predictions assembled outside
+    ``hamrisk score`` can be audited too. A file without ``provisional`` is read as holding
+    no provisional prediction (it cannot say otherwise), one without ``scored_at`` as not
+    knowing when each row was scored.
 
     Returns:
-        the rows of every file, with ``injury_id``, ``athlete_id``, ``clinic_id`` and
-        ``model_version`` as strings, ``prediction_time`` as datetime, ``risk`` as float
-        and ``scored_at`` (NaT when absent).
+        the rows of every file, ``provisional`` and ``scored_at`` always present.
 
     Raises:
-        AuditInputError: a file is missing, unreadable, lacks a column, holds a value that
-            breaks a rule (file, row, column, rule and value named), or holds predictions
-            of another model than ``model_name``.
+        PredictionsFileError: a file is missing, unreadable, lacks a column, holds a value
+            that breaks a rule (file, row, column, rule and value named), holds no rows,
+            or holds predictions of another model than ``model_name``.
     """
     if not paths:
-        raise AuditInputError("--predictions", "no predictions file given")
-    frames = [_read_predictions_file(Path(path), model_name) for path in paths]
-    return pd.concat(frames, ignore_index=True)
-
-
-def _read_predictions_file(path: Path, model_name: str) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise AuditInputError(path, "predictions must be a .csv or .parquet file")
-    try:
-        if suffix == ".csv":
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-        else:
-            raw = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise AuditInputError(path, "predictions file not found") from None
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise AuditInputError(path, f"cannot read the predictions file ({exc})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
-    header = str(raw.columns[0]) if len(raw.columns) == 1 else ""
-    delimiter = next((d for d in (";", "\t", "|") if d in header), None)
-    if missing and delimiter is not None:
-        raise AuditInputError(
-            path,
-            f"the header is separated by {delimiter!r}, not by commas",
-            "re-export the predictions as comma-separated CSV",
-        )
-    if missing:
-        raise AuditInputError(
-            path,
-            f"missing column(s) {', '.join(missing)}",
-            "audit a file written by `hamrisk score`",
-        )
-    if raw.empty:
-        raise AuditInputError(path, "the predictions file holds no rows")
-
-    def text(column: str) -> pd.Series:
-        values = raw[column]
-        blank = values.isna().to_numpy()
-        out = values.astype("string").str.strip()
-        return out.mask(blank | (out == "").fillna(True).to_numpy())
-
-    def fail(rows: np.ndarray, column: str, rule: str) -> None:
-        if rows.size:
-            first = int(rows[0])
-            value = raw[column].iloc[first]
-            extra = f" (and {rows.size - 1} more rows)" if rows.size > 1 else ""
-            raise AuditInputError(
-                path, f"row {first + 1}, column {column}: {rule}, got {value!r}{extra}"
+        raise PredictionsFileError("--predictions", "no predictions file given")
+    frames = []
+    for path in paths:
+        frame = read_predictions_file(path, require=AUDITED_COLUMNS)
+        if frame.empty:
+            raise PredictionsFileError(path, "the predictions file holds no rows")
+        other = (frame["model_name"] != model_name).to_numpy()
+        if other.any():
+            row = int(np.flatnonzero(other)[0])
+            raise PredictionsFileError(
+                path,
+                f"row {row + 1}: predictions of model {frame['model_name'].iloc[row]!r}, but "
+                f"this audit is of {model_name!r}",
+                "audit each registered model separately (set model_name in configs/audit.yaml)",
             )
-
-    out = pd.DataFrame(index=raw.index)
-    for column in ("injury_id", "athlete_id", "clinic_id", "model_name"):
-        out[column] = text(column)
-        fail(np.flatnonzero(out[column].isna().to_numpy()), column, "required")
-    version = text("model_version").str.removesuffix(".0")
-    bad = ~version.fillna("").str.fullmatch(r"[1-9][0-9]*").fillna(False).to_numpy(dtype=bool)
-    fail(np.flatnonzero(bad), "model_version", "must be a positive whole number")
-    out["model_version"] = version
-    out["prediction_time"] = pd.to_datetime(
-        raw["prediction_time"], errors="coerce", format="mixed"
-    ).dt.tz_localize(None)
-    fail(
-        np.flatnonzero(out["prediction_time"].isna().to_numpy()),
-        "prediction_time",
-        "must be a date (YYYY-MM-DD)",
-    )
-    out["prediction_time"] = out["prediction_time"].dt.normalize().astype("datetime64[ns]")
-    risk = pd.to_numeric(raw["risk"], errors="coerce").to_numpy(dtype=np.float64)
-    fail(np.flatnonzero(~((risk >= 0) & (risk <= 1))), "risk", "must be a number in [0, 1]")
-    out["risk"] = risk
-    out = out.assign(**curve_from_predictions_file(raw))
-    out["scored_at"] = (
-        pd.to_datetime(raw["scored_at"], errors="coerce", format="mixed", utc=True)
-        if "scored_at" in raw.columns
-        else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
-    )
-    names = out["model_name"].unique()
-    other = [str(name) for name in names if name != model_name]
-    if other:
-        row = int(np.flatnonzero((out["model_name"] != model_name).to_numpy())[0])
-        raise AuditInputError(
-            path,
-            f"row {row + 1}: predictions of model {other[0]!r}, but this audit is of "
-            f"{model_name!r}",
-            "audit each registered model separately (set model_name in configs/audit.yaml)",
-        )
-    return out
-
-
-def curve_from_predictions_file(raw: pd.DataFrame) -> dict[str, Any]:
-    """The curve columns of a predictions file as read (text or numbers): ``risk_{h}d``
-    for each ``pipeline.schemas.CURVE_HORIZONS`` as floats, NaN where blank, unreadable or
-    absent (a file written before the curve was scored), and ``risk_band`` (missing when
-    absent)."""
-    out: dict[str, Any] = {}
-    for h in CURVE_HORIZONS:
-        column = f"risk_{h}d"
-        values = raw[column] if column in raw.columns else pd.Series(np.nan, index=raw.index)
-        number = pd.to_numeric(values.replace("", np.nan), errors="coerce")
-        number = number.to_numpy(dtype=np.float64)
-        out[column] = np.where((number >= 0) & (number <= 1), number, np.nan)
-    band = raw["risk_band"] if "risk_band" in raw.columns else pd.Series(pd.NA, index=raw.index)
-    out["risk_band"] = band.astype("string").replace("", pd.NA)
-    return out
-
-
-# --- the stage ---------------------------------------------------------------------------------
+        if "provisional" not in frame.columns:
+            frame["provisional"] = False
+        if "scored_at" not in frame.columns:
+            frame["scored_at"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+        # Files written before the curve was scored carry no curve: blank, not refused.
+        for h in CURVE_HORIZONS:
+            if f"risk_{h}d" not in frame.columns:
+                frame[f"risk_{h}d"] = np.nan
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def audit_outcomes(
@@ -397,26 +310,20 @@ def _match_outcomes(
     """One row per (injury, model version) prediction with the outcome known on ``as_of``.
 
     A version that scored an episode twice (provisionally, then at its return to sport)
-    is audited on its latest prediction: one episode, one outcome, one vote.
+    is audited on its prediction at the return to sport, else its latest: one episode,
+    one outcome, one vote. The outcome window starts at the return to sport on record, so
+    a provisional prediction is judged only once that is known (until then it is pending).
     """
-    latest = predictions.sort_values(["prediction_time", "scored_at"], kind="stable")
+    final = ~predictions["provisional"].to_numpy(dtype=bool)
+    latest = predictions.assign(_final=final).sort_values(
+        ["_final", "prediction_time", "scored_at"], kind="stable"
+    )
     latest = latest.drop_duplicates(["injury_id", "model_version"], keep="last")
+    latest = latest.drop(columns="_final")
     episodes = index_episodes(cohort, as_of, features.outcome)
     matched = latest.drop(columns=["athlete_id"]).merge(
-        episodes[
-            [
-                "injury_id",
-                "athlete_id",
-                "side",
-                "injury_date",
-                "followed_days",
-                "administrative_days",
-                "follow_up_from_records",
-                "event_days",
-                "status",
-                "label",
-            ]
-        ],
+        # The stored prediction time, clinic and provisional flag stay the prediction's own.
+        episodes[[c for c in EPISODE_COLUMNS if c not in _PREDICTION_OWN]],
         on="injury_id",
         how="left",
         validate="many_to_one",
@@ -435,11 +342,13 @@ def _match_outcomes(
 
 
 def _rebuild_features(cohort: Cohort, rows: pd.DataFrame, config: FeaturesConfig) -> pd.DataFrame:
-    """Features of the matched rows as known at each stored prediction time (point in time)."""
+    """Features of the matched rows as the model saw them: as known at each stored
+    prediction time, and provisional where the prediction was (no return to sport then,
+    so no rehabilitation duration), whatever the records say since."""
     known = rows.loc[rows["in_records"]].reset_index(drop=True)
-    episodes = known[["injury_id", "athlete_id", "side", "injury_date", "prediction_time"]].assign(
-        provisional=False
-    )
+    episodes = known[
+        ["injury_id", "athlete_id", "side", "injury_date", "prediction_time", "provisional"]
+    ].astype({"provisional": bool})
     frame = build_feature_frame(cohort, episodes, config)
     return frame.reset_index(drop=True).set_axis(np.flatnonzero(rows["in_records"].to_numpy()))
 
@@ -584,7 +493,7 @@ def breakdown_verdicts(
             metrics={},
         )
         if events and non_events:
-            results = bootstrap_metrics(
+            results = evaluate(
                 y,
                 p,
                 w,
@@ -592,6 +501,7 @@ def breakdown_verdicts(
                 n_boot=config.n_boot,
                 random_state=config.random_state + offset,
                 level=config.level,
+                metrics=list(METRICS),
             )
             cell["metrics"] = {
                 m: {"estimate": est, "low": low, "high": high}
@@ -606,128 +516,6 @@ def breakdown_verdicts(
             cell.update(_verdict(cell, config, tests, gates or GatesConfig()))
             del cell["_events"]
     return {"by": name, "tests": tests, "cells": cells}
-
-
-def bootstrap_metrics(
-    y: np.ndarray,
-    p: np.ndarray,
-    w: np.ndarray,
-    groups: np.ndarray,
-    n_boot: int,
-    random_state: int,
-    level: float = 0.95,
-) -> dict[str, tuple[float, float, float]]:
-    """``METRICS`` with bootstrap percentile intervals, every replicate computed at once.
-
-    The same estimates and resampling as ``models.evaluation.evaluate`` (athletes drawn
-    with replacement, IPCW weights times the times drawn), restricted to the evaluable
-    rows and vectorised across replicates: O/E and Brier are weighted sums, the AUC a
-    cumulative sum over the rows sorted by risk, and intercept and slope a batched
-    Newton-Raphson on the two-parameter logistic recalibration model started from the
-    full-sample fit. A per-replicate loop of logistic fits made an audit of a few
-    thousand episodes take tens of seconds; this takes well under one.
-
-    Returns:
-        ``{metric: (estimate, low, high)}``.
-    """
-    estimates = evaluate(y, p, w, n_boot=0, metrics=list(METRICS))
-    keep = ~np.isnan(y) & (w > 0)
-    y, p, w = y[keep], p[keep], w[keep]
-    _, index = np.unique(np.asarray(groups)[keep], return_inverse=True)
-    n_groups = int(index.max()) + 1
-    rng = np.random.default_rng(random_state)
-    draws = rng.integers(0, n_groups, size=(n_boot, n_groups))
-    offsets = (np.arange(n_boot)[:, None] * n_groups + draws).ravel()
-    times = np.bincount(offsets, minlength=n_boot * n_groups).reshape(n_boot, n_groups)
-    weights = times[:, index] * w[None, :]  # replicates x rows
-
-    x = logit_clipped(p)
-    total = weights.sum(axis=1)
-    observed = weights @ y
-    expected = weights @ p
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reps = {
-            "observed_expected": observed / expected,
-            "brier": (weights @ (p - y) ** 2) / total,
-            "auc": _batched_auc(y, p, weights),
-            "calibration_intercept": _batched_intercept(
-                y, x, weights, estimates["calibration_intercept"][0]
-            ),
-            "calibration_slope": _batched_slope(y, x, weights),
-        }
-    alpha = (1 - level) / 2
-    out = {}
-    for metric in METRICS:
-        values = reps[metric]
-        values = values[np.isfinite(values)]
-        low, high = np.quantile(values, [alpha, 1 - alpha]) if values.size else (np.nan, np.nan)
-        out[metric] = (estimates[metric][0], float(low), float(high))
-    return out
-
-
-def _batched_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted AUC of each replicate (rows of ``weights``), ties counting one half."""
-    order = np.argsort(p, kind="stable")
-    ps, ys, ws = p[order], y[order], weights[:, order]
-    pos, neg = ws * ys, ws * (1 - ys)
-    start = np.searchsorted(ps, ps, side="left")
-    end = np.searchsorted(ps, ps, side="right")
-    cum = np.concatenate([np.zeros((len(ws), 1)), np.cumsum(neg, axis=1)], axis=1)
-    below = cum[:, start]
-    tied = cum[:, end] - below
-    return np.sum(pos * (below + 0.5 * tied), axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
-
-
-def _batched_intercept(
-    y: np.ndarray, x: np.ndarray, weights: np.ndarray, start: float, max_steps: int = 50
-) -> np.ndarray:
-    """Calibration-in-the-large per replicate: logistic intercept with offset ``x``."""
-    a = np.full(len(weights), start if np.isfinite(start) else 0.0)
-    for _ in range(max_steps):
-        mu = expit(a[:, None] + x[None, :])
-        step = np.sum(weights * (y - mu), axis=1) / np.sum(weights * mu * (1 - mu), axis=1)
-        a = a + step
-        if not np.nanmax(np.abs(step)) > 1e-9:
-            break
-    return a
-
-
-def _batched_slope(
-    y: np.ndarray, x: np.ndarray, weights: np.ndarray, max_steps: int = 50
-) -> np.ndarray:
-    """Calibration slope per replicate: coefficient of ``x`` in ``logit P(y) = a + b x``.
-
-    Newton-Raphson from the full-sample fit (itself from a = 0, b = 1), so each replicate
-    needs a few steps; replicates that do not converge (quasi-separation in a small cell)
-    are dropped rather than reported.
-    """
-    full = weights.mean(axis=0, keepdims=True)
-    a, b, _ = _newton_slope(y, x, full, np.zeros(1), np.ones(1), max_steps)
-    a, b, converged = _newton_slope(
-        y, x, weights, np.repeat(a, len(weights)), np.repeat(b, len(weights)), max_steps
-    )
-    return np.where(converged, b, np.nan)
-
-
-def _newton_slope(
-    y: np.ndarray, x: np.ndarray, weights: np.ndarray, a: np.ndarray, b: np.ndarray, steps: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    converged = np.zeros(len(weights), dtype=bool)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for _ in range(steps):
-            mu = expit(a[:, None] + b[:, None] * x[None, :])
-            r = weights * (y - mu)
-            h = weights * mu * (1 - mu)
-            g0, g1 = r.sum(axis=1), r @ x
-            h00, h01, h11 = h.sum(axis=1), h @ x, h @ (x * x)
-            det = h00 * h11 - h01**2
-            da = (h11 * g0 - h01 * g1) / det
-            db = (h00 * g1 - h01 * g0) / det
-            a, b = a + da, b + db
-            converged = np.abs(da) + np.abs(db) < 1e-8
-            if converged.all():
-                break
-    return a, b, converged & np.isfinite(b)
 
 
 def _sort_key(value: str) -> tuple[int, float | str]:

@@ -1,6 +1,8 @@
 """The ``hamrisk`` command: parse options, load config, call one stage, print its result.
 
-No logic lives here and nothing happens at import time beyond building the Typer app.
+What lives here is the command line's own: options checked and turned into config
+overrides (``simulate``'s calendar, say) and each result put into words. The statistics
+and the files are the stages'; nothing happens at import time beyond building the Typer app.
 """
 
 from __future__ import annotations

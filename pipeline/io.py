@@ -83,22 +83,50 @@ def write_rejects(set_aside: pd.DataFrame, path: Path | str) -> None:
 
 
 @contextmanager
-def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+def atomic_file(path: Path, mode: str = "w", suffix: str = "") -> Iterator[IO[Any]]:
     """A file that appears at ``path`` complete or not at all, readable by its owner only.
 
-    Written next to its target and renamed over it on success; removed on any failure,
-    a kill included (a rename is atomic within a folder). ``mkstemp`` creates it with mode
-    0o600, so no other user can read it at any point: outputs hold athlete ids.
+    The one way hamrisk writes an output. Written next to its target (``.NAME.XXXX`` +
+    ``suffix``), flushed to disk, renamed over it on success (a rename is atomic within a
+    folder) and the rename itself made durable; removed on any failure the process
+    survives. A killed process leaves its temporary behind: a caller that holds a lock on
+    ``path`` removes those with ``remove_stale_temporaries``. ``mkstemp`` creates the file
+    with mode 0o600, so no other user can read it at any point: outputs hold athlete ids.
     """
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
         with os.fdopen(handle, mode, **text) as out:
             yield out
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def remove_stale_temporaries(path: Path, suffix: str) -> None:
+    """Remove the temporaries of ``path`` that ``atomic_file`` calls with ``suffix`` left
+    behind when killed. Only for a caller holding a lock on ``path``: no other writer is
+    using them then."""
+    for stale in path.parent.glob(f".{path.name}.*{suffix}"):
+        stale.unlink(missing_ok=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX: fsync the directory), where it can be."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory; the rename stands regardless
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The MLflow edge: tracking store, training runs, the model registry and its promotion gates.
 
-This is the only module that talks to MLflow. Every public function opens its own
-connection (``connect``), so nothing is set up at import time and a caller never sees a
+Every talk with MLflow starts here: training's runs, registration and aliases go through
+this module, and the one other MLflow caller, the audit logging its evaluation run
+(``pipeline.audit``), connects through ``connect``. Every public function opens its own
+connection, so nothing is set up at import time and a caller never sees a
 half-configured global tracking URI.
 
 Stores:

@@ -3,7 +3,7 @@
 ``score_episodes`` is the statistics on one cohort (or one chunk of athletes): pure apart
 from the model it is handed. ``run_scoring`` is the edge a scheduler calls: it validates
 the cohort, takes a lock on the output, scores athletes chunk by chunk, writes the
-predictions atomically (a temporary file in the same folder, then ``os.replace``) and
+predictions file through ``pipeline.predictions`` (atomically: complete or not at all) and
 writes the set-aside records.
 
 Exit codes (``ScoringSummary.exit_code`` and the errors below): 0 every record scored,
@@ -14,9 +14,6 @@ Exit codes (``ScoringSummary.exit_code`` and the errors below): 0 every record s
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pandera.errors
 import pyarrow as pa
 import pyarrow.compute as pa_compute
-import pyarrow.parquet as pq
-from pyarrow import csv as pa_csv
 
 from features.catalog import FEATURES_BY_NAME, FeatureSpec
 from models.explain import top_factors
@@ -38,22 +32,21 @@ from pipeline.config import RiskBandsConfig, ScoreConfig
 from pipeline.curve import curve_columns
 from pipeline.episodes import index_episodes
 from pipeline.errors import HamriskError
+from pipeline.io import remove_stale_temporaries
 from pipeline.model_cache import RegisteredModel, load_model, resolve
-from pipeline.schemas import (
+from pipeline.predictions import (
     CURVE_COLUMNS,
     CURVE_HORIZONS,
-    CURVE_RISK_COLUMNS,
     PREDICTION_COLUMNS,
-    Predictions,
+    TEMP_SUFFIX,
+    empty_predictions,
+    predictions_columns,
+    predictions_schema,
+    read_predictions,
+    write_predictions,
 )
+from pipeline.predictions import output_format as _file_format
 from pipeline.validate import ValidationResult, validate_cohort, write_rejects
-
-OUTPUT_FORMATS = (".csv", ".parquet")
-# Seconds to sleep between writing the temporary file and renaming it over the output.
-# Only tests set it, to kill a run at the one moment a non-atomic writer would leave a
-# half-written file behind.
-PAUSE_BEFORE_REPLACE_ENV = "HAMRISK_SCORE_PAUSE_BEFORE_REPLACE"
-_TEMP_SUFFIX = ".partial"
 
 
 class OutputError(HamriskError):
@@ -172,8 +165,8 @@ def score_episodes(
         n_factors: how many top factors to put into words.
 
     Returns:
-        A frame valid under ``pipeline.schemas.Predictions``, one row per episode, in the
-        order of ``index_episodes`` (athlete, injury date, injury id).
+        A frame valid under ``pipeline.predictions.predictions_schema()``, one row per
+        episode, in the order of ``index_episodes`` (athlete, injury date, injury id).
 
     Raises:
         FeatureDefinitionError: the code no longer builds the model's features as it was
@@ -216,7 +209,7 @@ def score_episodes(
     for column in ("injury_id", "athlete_id", "clinic_id", "risk_band", "model_name"):
         frame[column] = frame[column].astype(str)
     frame["model_version"] = frame["model_version"].astype(str)
-    return Predictions.validate(frame)
+    return predictions_schema(predictions_columns(frame)).validate(frame)
 
 
 def curve_frame(
@@ -240,29 +233,6 @@ def curve_frame(
             f"file carries {', '.join(map(str, CURVE_HORIZONS))} days (column {missing[0]})"
         )
     return curve
-
-
-def empty_predictions() -> pd.DataFrame:
-    """A predictions frame with no rows and the schema's dtypes."""
-    return pd.DataFrame(
-        {
-            "injury_id": pd.Series(dtype=str),
-            "athlete_id": pd.Series(dtype=str),
-            "clinic_id": pd.Series(dtype=str),
-            "prediction_time": pd.Series(dtype="datetime64[ns]"),
-            "provisional": pd.Series(dtype=bool),
-            "risk": pd.Series(dtype="float64"),
-            "risk_low": pd.Series(dtype="float64"),
-            "risk_high": pd.Series(dtype="float64"),
-            **{c: pd.Series(dtype="float64") for c in CURVE_RISK_COLUMNS},
-            "curve_shape": pd.Series(dtype=str),
-            "risk_band": pd.Series(dtype=str),
-            "top_factors": pd.Series(dtype=str),
-            "model_name": pd.Series(dtype=str),
-            "model_version": pd.Series(dtype=str),
-            "scored_at": pd.Series(dtype="datetime64[ns, UTC]"),
-        }
-    )
 
 
 # --- chunks of athletes ---------------------------------------------------------------------
@@ -384,10 +354,11 @@ def output_format(out: Path) -> str:
     Raises:
         OutputError: any other extension.
     """
-    suffix = out.suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
+    suffix = _file_format(out)
+    if not suffix:
         raise OutputError(
-            f"{out}: the predictions file must end in .csv or .parquet (got {suffix or 'none'})"
+            f"{out}: the predictions file must end in .csv or .parquet "
+            f"(got {out.suffix.lower() or 'none'})"
         )
     return suffix
 
@@ -424,12 +395,13 @@ def run_scoring(
         HamriskError: the model URI names no version (exit code 2), or the code no longer
             builds the model's features as it was trained on them.
         OutputError: the output cannot be written or appended to.
+        PredictionsFileError: with ``only_new``, the existing file breaks the contract.
         LockedError: another run held the lock for longer than ``lock_timeout``.
     """
     from filelock import FileLock, Timeout
 
     out, folder = Path(out), Path(folder)
-    fmt = output_format(out)
+    output_format(out)  # a wrong extension fails before any work
     rejects_path = Path(rejects) if rejects is not None else default_rejects_path(out)
     today = today or dt.date.today()
     as_of = as_of or today
@@ -450,14 +422,14 @@ def run_scoring(
     except OSError as exc:
         raise OutputError(f"{out}: cannot write here ({exc.strerror or exc})") from None
     try:
-        _remove_stale_temporaries(out)
+        remove_stale_temporaries(out, TEMP_SUFFIX)
         validation = validate_cohort(folder, today=today)
         if pinned is not None:
             model = load_model(pinned)
         existing = read_predictions(out) if only_new and out.exists() else None
         if existing is not None:
             _check_same_model(out, existing, model)
-        summary = _score_and_write(validation, out, fmt, model, config, as_of, existing, progress)
+        summary = _score_and_write(validation, out, model, config, as_of, existing, progress)
         try:
             write_rejects(validation.set_aside, rejects_path)
         except OSError as exc:
@@ -481,7 +453,6 @@ def run_scoring(
 def _score_and_write(
     validation: ValidationResult,
     out: Path,
-    fmt: str,
     model: RegisteredModel,
     config: ScoreConfig,
     as_of: dt.date,
@@ -499,15 +470,7 @@ def _score_and_write(
     )
     counts = {"scored": 0, "provisional": 0, "written": 0, "kept": 0}
     try:
-        handle, temp_name = tempfile.mkstemp(
-            prefix=f".{out.name}.", suffix=_TEMP_SUFFIX, dir=out.parent
-        )
-        os.close(handle)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write here ({exc.strerror or exc})") from None
-    temp = Path(temp_name)
-    try:
-        with _PredictionsWriter(temp, fmt) as writer:
+        with write_predictions(out) as writer:
             if existing is not None:
                 writer.write(existing)
                 counts["kept"] = len(existing)
@@ -530,19 +493,8 @@ def _score_and_write(
                 done += _episodes_in(part)
                 if progress is not None:
                     progress(done, total)
-            if writer.rows == 0:
-                writer.write(empty_predictions())
-        pause = float(os.environ.get(PAUSE_BEFORE_REPLACE_ENV) or 0)
-        if pause > 0:
-            time.sleep(pause)
-        os.replace(temp, out)
-        _sync_folder(out.parent)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise OutputError(f"{out}: cannot write predictions ({exc.strerror or exc})") from None
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     return counts
 
 
@@ -557,219 +509,6 @@ def _treated(cohort: Cohort) -> pd.Series:
 
 def _episodes_in(cohort: Cohort) -> int:
     return int(_treated(cohort).sum())
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    """Remove what a killed run left: with the lock held, no other run is writing these."""
-    for stale in out.parent.glob(f".{out.name}.*{_TEMP_SUFFIX}"):
-        stale.unlink(missing_ok=True)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX: fsync the directory)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-class _PredictionsWriter:
-    """Appends predictions frames to one CSV or Parquet file, flushed to disk on close."""
-
-    def __init__(self, path: Path, fmt: str) -> None:
-        self.path = path
-        self.fmt = fmt
-        self.rows = 0
-        self._handle: Any = None
-        self._parquet: Any = None
-        self._schema: Any = None
-
-    def __enter__(self) -> _PredictionsWriter:
-        if self.fmt == ".csv":
-            self._handle = self.path.open("wb")
-        return self
-
-    def write(self, predictions: pd.DataFrame) -> None:
-        if self.fmt == ".csv":
-            if self.rows == 0 and self._handle.tell() == 0:
-                header = True
-            else:
-                header = False
-                if predictions.empty:
-                    return
-            self._handle.write(_csv_text(predictions, header))
-        else:
-            table = _arrow_predictions(predictions)
-            if self._parquet is None:
-                self._schema = table.schema
-                self._parquet = pq.ParquetWriter(self.path, self._schema)
-            elif predictions.empty:
-                return
-            self._parquet.write_table(table.cast(self._schema))
-        self.rows += len(predictions)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-        if self._parquet is not None:
-            self._parquet.close()
-            with self.path.open("rb") as handle:
-                os.fsync(handle.fileno())
-
-
-def _csv_text(predictions: pd.DataFrame, header: bool) -> bytes:
-    """The rows as CSV, by Arrow's writer (an order of magnitude faster than pandas' here).
-
-    Cells are quoted only when they must be: ids, bands and factor words have no commas,
-    quotes or line breaks, so a file reads plainly with ``cut`` or ``awk``. A chunk that
-    holds such a cell (a model name with a comma, say) is written with its text quoted.
-    """
-    table = pa.Table.from_pandas(_as_csv_text(predictions), preserve_index=False)
-    names = ",".join(table.column_names) + "\n" if header else ""
-    body = pa.BufferOutputStream()
-    try:
-        pa_csv.write_csv(
-            table, body, pa_csv.WriteOptions(include_header=False, quoting_style="none")
-        )
-    except pa.ArrowInvalid:  # a cell with a comma, quote or line break
-        body = pa.BufferOutputStream()
-        pa_csv.write_csv(table, body, pa_csv.WriteOptions(include_header=False))
-    return names.encode() + body.getvalue().to_pybytes()
-
-
-def _arrow_predictions(predictions: pd.DataFrame) -> pa.Table:
-    """The frame as an Arrow table, the UTC run time handed over as its instants (pyarrow's
-    own conversion of a time-zone aware column goes through a deprecated pandas path)."""
-    utc = predictions["scored_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-    table = pa.Table.from_pandas(predictions.drop(columns="scored_at"), preserve_index=False)
-    instants = pa.array(utc, pa.timestamp("ns")).cast(pa.timestamp("ns", tz="UTC"))
-    # Rows kept from a file written before the curve have no curve_shape: still text.
-    at = table.column_names.index("curve_shape")
-    table = table.set_column(at, "curve_shape", table["curve_shape"].cast(pa.string()))
-    return table.add_column(list(predictions.columns).index("scored_at"), "scored_at", instants)
-
-
-def _as_csv_text(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Dates as ``YYYY-MM-DD``, the run time as ISO 8601 UTC and ``provisional`` as
-    ``True``/``False``, as a person reads them."""
-    return predictions.assign(
-        provisional=np.where(predictions["provisional"].to_numpy(dtype=bool), "True", "False"),
-        prediction_time=predictions["prediction_time"].dt.strftime("%Y-%m-%d"),
-        scored_at=predictions["scored_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-
-
-# --- reading a predictions file back -------------------------------------------------------
-
-
-def read_predictions(path: Path | str) -> pd.DataFrame:
-    """A predictions file written by ``run_scoring``, checked against ``Predictions``.
-
-    Raises:
-        OutputError: the file cannot be read or is not a predictions file (the message
-            names the column or rule).
-    """
-    path = Path(path)
-    fmt = output_format(path)
-    try:
-        if fmt == ".csv":
-            frame = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8",
-            )
-        else:
-            frame = pd.read_parquet(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise OutputError(f"{path}: cannot read it as a predictions file ({exc})") from None
-    frame = with_curve_columns(frame)
-    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise OutputError(
-            f"{path}: not a predictions file of this version, column(s) missing: "
-            f"{', '.join(missing)} (hint: write to a new file, or drop --only-new to replace it)"
-        )
-    frame = frame[list(PREDICTION_COLUMNS)]
-    try:
-        if fmt == ".csv":
-            frame = _typed_from_csv(frame)
-        frame = frame.astype(
-            {"prediction_time": "datetime64[ns]", "scored_at": "datetime64[ns, UTC]"}
-        )
-    except (ValueError, TypeError) as exc:
-        raise OutputError(f"{path}: a value cannot be read ({exc})") from None
-    try:
-        return Predictions.validate(frame, lazy=True)
-    except pandera.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
-        # A column's own rule says more than a row rule the same bad value also breaks.
-        cases = cases.iloc[np.argsort(cases["schema_context"] != "Column", kind="stable")]
-        first = cases.iloc[0]
-        where = (
-            f"column {first['column']}"
-            if first["schema_context"] == "Column"
-            else "rows where risk_low <= risk <= risk_high fails"
-        )
-        row = "" if pd.isna(first["index"]) else f", data row {int(first['index']) + 1}"
-        raise OutputError(
-            f"{path}: breaks the predictions schema: {where}{row}, rule {first['check']}, "
-            f"value {first['failure_case']!r} (hint: write to a new file, or drop --only-new "
-            "to replace it)"
-        ) from None
-
-
-def with_curve_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """A predictions frame read from a file written before the curve was scored, with its
-    curve columns blank (NaN; ``curve_shape`` missing); other frames unchanged."""
-    if any(c in frame.columns for c in CURVE_COLUMNS) or "risk_high" not in frame.columns:
-        return frame
-    at = list(frame.columns).index("risk_high") + 1
-    blank = pd.DataFrame(
-        {
-            **{c: np.full(len(frame), np.nan) for c in CURVE_RISK_COLUMNS},
-            "curve_shape": pd.Series([pd.NA] * len(frame), dtype=str, index=frame.index),
-        },
-        index=frame.index,
-    )
-    columns = list(frame.columns)
-    return pd.concat([frame[columns[:at]], blank, frame[columns[at:]]], axis=1)
-
-
-def _csv_numbers(values: pd.Series) -> np.ndarray:
-    """Text cells as floats, a blank cell as NaN."""
-    text = values.to_numpy(dtype=object)
-    return np.array(np.where(text == "", "nan", text), dtype=np.float64)
-
-
-def _typed_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
-    provisional = frame["provisional"].str.lower().map({"true": True, "false": False})
-    if provisional.isna().any():
-        bad = frame.loc[provisional.isna(), "provisional"].iloc[0]
-        raise ValueError(f"provisional must be True or False, got {bad!r}")
-    # Python's float() reads back exactly the shortest repr the writer produced, so a
-    # rewritten file repeats the digits it was read with.
-    numbers = {
-        c: np.array(frame[c].to_numpy(dtype=object), dtype=np.float64)
-        for c in ("risk", "risk_low", "risk_high")
-    }
-    numbers.update({c: _csv_numbers(frame[c]) for c in CURVE_RISK_COLUMNS})
-    shape = frame["curve_shape"].astype(object)
-    return frame.assign(
-        curve_shape=pd.Series(shape.where(shape != "", None), dtype=str, index=frame.index),
-        prediction_time=pd.to_datetime(frame["prediction_time"], format="%Y-%m-%d"),
-        provisional=provisional.astype(bool),
-        scored_at=pd.to_datetime(frame["scored_at"], format="ISO8601", utc=True),
-        **numbers,
-    )
 
 
 def _check_same_model(out: Path, existing: pd.DataFrame, model: RegisteredModel) -> None:

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
-import os
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,19 +60,6 @@ from pipeline.validate import ValidationResult, validate_cohort
 
 MONOTONE: dict[str, int] = {s.name: s.direction for s in FEATURES if s.direction}
 CATEGORICAL: list[str] = [s.name for s in FEATURES if s.kind == "categorical"]
-
-
-# Only tests set it: the run stops for an hour at the named stage (see ``_pause_point``), so
-# a test can kill it exactly there and check what the store holds.
-PAUSE_AT_ENV = "HAMRISK_TRAIN_PAUSE_AT"
-PAUSE_STAGES = ("logged", "registered")
-
-
-def _pause_point(stage: str) -> None:
-    """Announce ``stage`` on stderr and sleep when ``HAMRISK_TRAIN_PAUSE_AT`` names it."""
-    if os.environ.get(PAUSE_AT_ENV) == stage:
-        print(f"paused at {stage}", file=sys.stderr, flush=True)
-        time.sleep(3600)
 
 
 class TrainingDataError(HamriskError):
@@ -813,7 +797,6 @@ def train_model(
         input_example=registry.as_model_input(synthetic_input_example(data.features)),
         tags={"hamrisk.stage": "train", "hamrisk.candidate": development.step},
     )
-    _pause_point("logged")
     # The gates are decided before the version exists, and the version is registered with
     # its decision as a tag: a run killed before the alias moves leaves a complete version
     # that says which alias it was meant to get, while the champion stays where it was.
@@ -821,7 +804,6 @@ def train_model(
         _metric_dict("", development.metrics), comparison, reg.gates
     )
     version = registry.register(run_id, reg.model_name, tags=registry.decision_tags(decision))
-    _pause_point("registered")
     registry.set_alias(reg.model_name, version, decision.alias)
     return TrainResult(
         validation=validation,

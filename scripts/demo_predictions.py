@@ -32,23 +32,18 @@ def write(out: Path) -> None:
     os.environ["HAMRISK_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from features import build_feature_frame
-    from pipeline.config import (
-        FeaturesConfig,
-        ScoreConfig,
-        SimulationConfig,
-        TrainConfig,
-        load_config,
-    )
+    from pipeline.config import FeaturesConfig, ScoreConfig, TrainConfig, load_config
     from pipeline.episodes import index_episodes
     from pipeline.score import run_scoring
-    from pipeline.simulate import run_simulation
     from pipeline.train import train_model
     from pipeline.validate import validate_cohort
+    from simulator.config import SimulationConfig
+    from simulator.simulate import run_simulation
 
     project = Path(__file__).resolve().parent.parent
     cohort_dir = home / "cohort"
     run_simulation(
-        load_config(SimulationConfig, name="simulation"), cohort_dir, athletes=ATHLETES,
+        load_config(SimulationConfig, name="simulation").in_world(), cohort_dir, athletes=ATHLETES,
         random_state=SEED, fmt="csv",
     )  # fmt: skip
     features_config = load_config(FeaturesConfig, name="features")

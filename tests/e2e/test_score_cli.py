@@ -6,15 +6,18 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from pipeline.score import read_predictions
+from pipeline.predictions import read_predictions
 
 HAMRISK = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "hamrisk"
+# `hamrisk` with a pause patched in where a test kills it (tests/pause_at.py).
+PAUSE_AT = Path(__file__).resolve().parents[1] / "pause_at.py"
 pytestmark = pytest.mark.slow
 
 
@@ -24,9 +27,13 @@ def _env(trained_model, **extra):
     return env
 
 
-def _score(trained_model, out, *args, cohort=None, env=None, background=False):
+def _score(trained_model, out, *args, cohort=None, env=None, background=False, pause=None):
+    """Run `hamrisk score`; ``pause``: seconds to wait before renaming ``out`` into place."""
+    prefix = [str(HAMRISK)]
+    if pause is not None:
+        prefix = [sys.executable, str(PAUSE_AT), f"rename={out.name}", str(pause)]
     command = [
-        str(HAMRISK), "score", str(cohort or trained_model["cohort"]), "--out", str(out),
+        *prefix, "score", str(cohort or trained_model["cohort"]), "--out", str(out),
         "--as-of", trained_model["today"].isoformat(), *args,
     ]  # fmt: skip
     if background:
@@ -96,8 +103,7 @@ def _wait_for_temporary(out, process, seconds=120):
 
 def test_a_killed_run_leaves_no_partial_output_and_the_next_run_completes(trained_model, tmp_path):
     out = tmp_path / "predictions.csv"
-    env = _env(trained_model, HAMRISK_SCORE_PAUSE_BEFORE_REPLACE="60")
-    process = _score(trained_model, out, env=env, background=True)
+    process = _score(trained_model, out, background=True, pause=60)
     _wait_for_temporary(out, process)
     # The temporary file is complete and only the rename is left: kill now.
     process.send_signal(signal.SIGKILL)
@@ -111,10 +117,7 @@ def test_a_killed_run_leaves_no_partial_output_and_the_next_run_completes(traine
 
 def test_two_concurrent_runs_neither_corrupt_nor_duplicate(trained_model, tmp_path):
     out = tmp_path / "predictions.csv"
-    slow = _score(
-        trained_model, out, background=True,
-        env=_env(trained_model, HAMRISK_SCORE_PAUSE_BEFORE_REPLACE="20"),
-    )  # fmt: skip
+    slow = _score(trained_model, out, background=True, pause=20)
     _wait_for_temporary(out, slow)
     refused = _score(trained_model, out, "--lock-timeout", "0")
     assert refused.returncode == 3

@@ -231,3 +231,31 @@ def test_optimism_correction_moves_toward_new_data_performance():
     # Overfitting shows as a corrected calibration slope below 1 (Steyerberg 2019, ch. 13).
     assert table.loc["calibration_slope", "corrected"] < 1
     assert (table["n_boot"] == 25).all()
+
+
+def test_every_replicate_computed_at_once_equals_the_metric_computed_alone():
+    # The batched forms (sums, the AUC's cumulative sum, Newton-Raphson for intercept and
+    # slope) must give each replicate exactly what the metric itself gives on its weights.
+    from models.evaluation import METRICS, _replicates, bootstrap_counts
+
+    y, p = _calibrated_sample(300, seed=11)
+    w = np.random.default_rng(2).uniform(0.5, 3.0, 300)
+    groups = np.arange(300) // 3
+    weights = bootstrap_counts(groups, 300, 25, random_state=4) * w[None, :]
+    for name, metric in METRICS.items():
+        estimate = metric(y, p, w)
+        batched = _replicates(name, y, p, weights, estimate)
+        alone = np.array([metric(y, p, row) for row in weights])
+        np.testing.assert_allclose(batched, alone, rtol=1e-7, atol=1e-9, err_msg=name)
+
+
+def test_bootstrap_counts_draw_whole_groups_as_many_as_there_are():
+    groups = np.repeat(["a", "b", "c", "d"], [1, 2, 3, 4])
+    from models.evaluation import bootstrap_counts
+
+    counts = bootstrap_counts(groups, len(groups), 50, random_state=0)
+    assert counts.shape == (50, 10)
+    # Rows of one group are drawn together, and each replicate draws four groups.
+    for start, size in ((0, 1), (1, 2), (3, 3), (6, 4)):
+        assert (counts[:, start : start + size] == counts[:, [start]]).all()
+    assert (counts[:, [0, 1, 3, 6]].sum(axis=1) == 4).all()

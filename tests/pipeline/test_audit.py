@@ -66,6 +66,7 @@ def known_truth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             "athlete_id": matched["athlete_id"],
             "clinic_id": matched["clinic_id"],
             "prediction_time": matched["prediction_time"],
+            "provisional": matched["provisional"].to_numpy(dtype=bool),
             "risk": matched["true_risk"].to_numpy(dtype=np.float64),
             "model_name": MODEL,
             "model_version": "1",
@@ -279,6 +280,50 @@ def test_too_few_outcomes_says_how_many_more_are_needed(known_truth):
     known = cell["counts"]["evaluable"]
     assert cell["additional_outcomes_needed"] == cell["outcomes_needed"] - known > 0
     assert f"{cell['additional_outcomes_needed']} more" in cell["reasons"][0]
+
+
+def _provisional_and_final(known_truth: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One returned episode's prediction at its return to sport, and a provisional one made
+    nine days after it (the return was entered late), scored earlier, with another risk."""
+    predictions = known_truth["predictions"]
+    final = predictions.loc[~predictions["provisional"]].iloc[[0]]
+    provisional = final.assign(
+        provisional=True,
+        prediction_time=final["prediction_time"] + pd.Timedelta(days=9),
+        scored_at=final["scored_at"] - pd.Timedelta(days=30),
+        risk=0.9,
+    )
+    return provisional, final
+
+
+def test_an_episode_scored_provisionally_and_at_return_is_judged_on_the_latter(known_truth):
+    from pipeline.audit import _match_outcomes
+
+    provisional, final = _provisional_and_final(known_truth)
+    as_of = pd.Timestamp(known_truth["as_of"])
+    rows = _match_outcomes(known_truth["cohort"], pd.concat([final, provisional]), as_of, FEATURES)
+    assert len(rows) == 1
+    assert rows["risk"].iloc[0] == final["risk"].iloc[0] and not rows["provisional"].iloc[0]
+
+
+def test_a_provisional_prediction_is_judged_from_the_return_and_rebuilt_as_provisional(
+    known_truth,
+):
+    from pipeline.audit import _match_outcomes, _rebuild_features
+
+    provisional, final = _provisional_and_final(known_truth)
+    as_of = pd.Timestamp(known_truth["as_of"])
+    cohort = known_truth["cohort"]
+    alone = _match_outcomes(cohort, provisional, as_of, FEATURES)
+    returned = _match_outcomes(cohort, final, as_of, FEATURES)
+    # The outcome is the episode's, on the window from the return to sport on record.
+    outcome = ["status", "label", "followed_days", "event_days"]
+    pd.testing.assert_frame_equal(alone[outcome], returned[outcome])
+    # The features are those the model saw: no return to sport yet, so no time to it.
+    seen = _rebuild_features(cohort, alone, FEATURES)
+    rebuilt = _rebuild_features(cohort, returned, FEATURES)
+    assert np.isnan(seen["days_injury_to_return_to_sport"].iloc[0])
+    assert rebuilt["days_injury_to_return_to_sport"].iloc[0] >= 0
 
 
 # --- the predictions file and the CLI -------------------------------------------------------

@@ -12,7 +12,7 @@ from pipeline.audit import _read_predictions_file, time_scale_audit
 from pipeline.config import FeaturesConfig, ScoreConfig, TrainConfig, load_config
 from pipeline.lookup import format_lookup, lookup_risk
 from pipeline.model_cache import load_model
-from pipeline.schemas import CURVE_COLUMNS
+from pipeline.predictions import CURVE_COLUMNS
 from pipeline.score import read_predictions, run_scoring, score_episodes
 from pipeline.train import TrainingData, fit_timing
 from pipeline.validate import validate_cohort

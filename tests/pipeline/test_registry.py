@@ -22,7 +22,7 @@ from pipeline import registry
 from pipeline.cli import app
 from pipeline.config import CONFIG_DIR, FeaturesConfig, GatesConfig
 from pipeline.errors import HamriskError
-from pipeline.schemas import CURVE_COLUMNS
+from pipeline.predictions import CURVE_COLUMNS
 
 MODEL = "hamstring-reinjury"
 EXPERIMENT = "hamstring-reinjury-test"

@@ -13,14 +13,8 @@ from pipeline.config import FeaturesConfig, RiskBandsConfig, ScoreConfig, load_c
 from pipeline.episodes import index_episodes
 from pipeline.errors import HamriskError
 from pipeline.model_cache import load_model
-from pipeline.score import (
-    OutputError,
-    _as_csv_text,
-    athlete_chunks,
-    read_predictions,
-    run_scoring,
-    score_episodes,
-)
+from pipeline.predictions import PredictionsFileError, as_csv_text, read_predictions
+from pipeline.score import OutputError, athlete_chunks, run_scoring, score_episodes
 from pipeline.validate import validate_cohort
 
 FEATURES = load_config(FeaturesConfig, name="features")
@@ -183,16 +177,23 @@ def test_csv_round_trip_keeps_every_digit(scored, trained_model, tmp_path):
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda f: f.drop(columns=["risk_band"]), "column.s. missing: risk_band"),
-        (lambda f: f.assign(risk=f["risk"] + 2), "column risk"),
-        (lambda f: f.assign(provisional="maybe"), "provisional must be True or False"),
+        (lambda f: f.drop(columns=["risk_band"]), r"missing column\(s\) risk_band"),
+        (lambda f: f.assign(risk=f["risk"] + 2), r"row 1, column risk: must be a number in"),
+        (
+            lambda f: f.assign(provisional="maybe"),
+            "row 1, column provisional: must be True or False, got 'maybe'",
+        ),
+        (
+            lambda f: f.assign(risk_low=f["risk_high"]),
+            r"row 1, breaks the predictions contract: risk_low <= risk <= risk_high",
+        ),
     ],
 )
 def test_a_damaged_predictions_file_is_a_clear_error(scored, tmp_path, edit, match):
     path = tmp_path / "p.csv"
     good = scored["predictions"].head(5)
-    edit(_as_csv_text(good)).to_csv(path, index=False)
-    with pytest.raises(OutputError, match=match):
+    edit(as_csv_text(good)).to_csv(path, index=False)
+    with pytest.raises(PredictionsFileError, match=match):
         read_predictions(path)
 
 
@@ -243,13 +244,13 @@ def test_a_cohort_without_episodes_scores_to_an_empty_file(scored, trained_model
 
 
 def test_csv_cells_are_quoted_only_when_they_must_be(scored, tmp_path):
-    from pipeline.score import _csv_text
+    from pipeline.predictions import csv_text
 
     predictions = scored["predictions"].head(3)
-    plain = _csv_text(predictions, header=True).decode().splitlines()
+    plain = csv_text(predictions, header=True).decode().splitlines()
     assert plain[0] == ",".join(predictions.columns)
     assert '"' not in "".join(plain)
     renamed = predictions.assign(model_name='clinic, "north"')
     path = tmp_path / "quoted.csv"
-    path.write_bytes(_csv_text(renamed, header=True))
+    path.write_bytes(csv_text(renamed, header=True))
     assert pd.read_csv(path)["model_name"].tolist() == ['clinic, "north"'] * 3
