@@ -542,7 +542,7 @@ def cross_validated_losses(
     moves little); ``None`` leaves the revision out. A fold whose training athletes lack
     either outcome is skipped. Steps never fitted read NaN.
     """
-    y_arr, w_arr, g_arr = _check_inputs(X, y, sample_weight, groups)
+    y_arr, w_arr, g_arr = check_targets(X, y, sample_weight, groups)
     known = w_arr > 0
     z_all = base.term_matrix(X)
     o_all = base.intercept_ + z_all @ base.coef_

@@ -94,6 +94,10 @@ COLUMNS: tuple[PredictionColumn, ...] = (
 )
 COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.required)
+# What `hamrisk score` writes: the required columns and the curve.
+SCORED_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in COLUMNS if c.required or c.name in CURVE_COLUMNS
+)
 # What an audit judges a prediction on; the rest of a file is optional to it.
 AUDITED_COLUMNS: tuple[str, ...] = (
     "injury_id",
@@ -186,8 +190,9 @@ def predictions_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def empty_predictions(names: Sequence[str] | None = None) -> pd.DataFrame:
-    """A predictions frame with no rows and the contract's dtypes."""
-    names = PREDICTION_COLUMNS if names is None else tuple(names)
+    """A predictions frame with no rows and the contract's dtypes (default: what
+    ``hamrisk score`` writes)."""
+    names = SCORED_COLUMNS if names is None else tuple(names)
     return pd.DataFrame(
         {c.name: pd.Series(dtype=_DTYPES[c.kind]) for c in COLUMNS if c.name in names}
     )
@@ -358,6 +363,12 @@ def read_predictions(
         },
         index=pd.RangeIndex(len(raw)),
     )
+    # A file written before the curve was scored carries none: its curve reads as blank.
+    if "risk_high" in frame.columns and not any(c in raw.columns for c in CURVE_COLUMNS):
+        frame = frame.assign(
+            **{c: np.full(len(frame), np.nan) for c in CURVE_RISK_COLUMNS},
+            curve_shape=pd.Series([None] * len(frame), dtype=str, index=frame.index),
+        )[[c.name for c in COLUMNS if c.name in frame.columns or c.name in CURVE_COLUMNS]]
     try:
         return predictions_schema(list(frame.columns)).validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as exc:

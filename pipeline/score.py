@@ -37,7 +37,7 @@ from pipeline.model_cache import RegisteredModel, load_model, resolve
 from pipeline.predictions import (
     CURVE_COLUMNS,
     CURVE_HORIZONS,
-    PREDICTION_COLUMNS,
+    SCORED_COLUMNS,
     TEMP_SUFFIX,
     empty_predictions,
     predictions_columns,
@@ -204,7 +204,7 @@ def score_episodes(
                 "datetime64[ns, UTC]"
             ),
         },
-        columns=list(PREDICTION_COLUMNS),
+        columns=list(SCORED_COLUMNS),
     )
     for column in ("injury_id", "athlete_id", "clinic_id", "risk_band", "model_name"):
         frame[column] = frame[column].astype(str)

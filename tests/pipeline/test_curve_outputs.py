@@ -8,7 +8,8 @@ import pytest
 
 from models.curve import FixedTiming
 from pipeline import registry
-from pipeline.audit import _read_predictions_file, time_scale_audit
+from pipeline.audit import read_predictions as read_audited_predictions
+from pipeline.audit import time_scale_audit
 from pipeline.config import FeaturesConfig, ScoreConfig, TrainConfig, load_config
 from pipeline.lookup import format_lookup, lookup_risk
 from pipeline.model_cache import load_model
@@ -142,7 +143,7 @@ def test_older_predictions_files_are_read_and_kept_by_only_new(loaded, trained_m
     assert back[list(CURVE_COLUMNS)].isna().all().all()
     pd.testing.assert_series_equal(back["risk"], older["risk"].reset_index(drop=True),
                                    check_names=False, check_index=False)  # fmt: skip
-    audited = _read_predictions_file(out, written["model_name"].iloc[0])
+    audited = read_audited_predictions([out], written["model_name"].iloc[0])
     assert audited["risk_28d"].isna().all() and len(audited) == len(older)
     run_scoring(trained_model["cohort"], out, model=loaded["model"], config=SETTINGS,
                 as_of=trained_model["today"], today=trained_model["today"],

@@ -62,7 +62,9 @@ def test_a_written_file_reads_back_identical_to_the_bit(tmp_path, name):
         writer.write(empty_predictions())  # an empty chunk between two adds nothing
         writer.write(frame.iloc[2:])
     read = read_predictions(path)
-    pd.testing.assert_frame_equal(read, frame, check_exact=True)
+    # Written without the curve columns, as files before the curve was scored: read blank.
+    pd.testing.assert_frame_equal(read[list(frame.columns)], frame, check_exact=True)
+    assert read[list(predictions.CURVE_RISK_COLUMNS)].isna().all().all()
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
@@ -164,22 +166,24 @@ def test_a_reader_needing_fewer_columns_reads_a_file_that_has_only_those(tmp_pat
 @pytest.mark.parametrize("name", ["p.csv", "p.parquet"])
 def test_a_declared_optional_column_is_written_and_read_when_present(tmp_path, monkeypatch, name):
     # What adding a column to the contract takes: one declaration.
-    declared = (*predictions.COLUMNS, PredictionColumn("risk_28d", "probability", required=False))
+    declared = (*predictions.COLUMNS, PredictionColumn("risk_14d", "probability", required=False))
     monkeypatch.setattr(predictions, "COLUMNS", declared)
     monkeypatch.setattr(predictions, "COLUMNS_BY_NAME", {c.name: c for c in declared})
-    frame = sample().assign(risk_28d=lambda f: f["risk"] / 3)
-    frame.loc[0, "risk_28d"] = np.nan
+    frame = sample().assign(risk_14d=lambda f: f["risk"] / 3)
+    frame.loc[0, "risk_14d"] = np.nan
     path = tmp_path / name
     with write_predictions(path) as writer:
         writer.write(frame)
-    pd.testing.assert_frame_equal(read_predictions(path), frame, check_exact=True)
+    pd.testing.assert_frame_equal(
+        read_predictions(path)[list(frame.columns)], frame, check_exact=True
+    )
     # Files without it still read, and a bad value in it is named like any other.
     with write_predictions(path) as writer:
         writer.write(sample())
-    assert "risk_28d" not in read_predictions(path).columns
+    assert "risk_14d" not in read_predictions(path).columns
     if name.endswith(".csv"):
-        as_csv_text(frame.assign(risk_28d=2.0)).to_csv(path, index=False)
-        with pytest.raises(PredictionsFileError, match="row 1, column risk_28d: must be"):
+        as_csv_text(frame.assign(risk_14d=2.0)).to_csv(path, index=False)
+        with pytest.raises(PredictionsFileError, match="row 1, column risk_14d: must be"):
             read_predictions(path)
 
 
