@@ -120,7 +120,32 @@ def log_odds_effect(effect: PublishedEffect) -> tuple[float, float]:
     return math.log(ratio) * scale, se * abs(scale)
 
 
-class LiteratureModel:
+class LinearRisk:
+    """What a logistic risk model serves from its ``linear_predictor`` and ``assess``: the
+    risk, the interval and the contributions the pyfunc, scoring and lookups ask for."""
+
+    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
+        """Risk of a recurrence within the window, one per row."""
+        return expit(self.linear_predictor(X))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """``(n, 2)``: probability of no recurrence, of a recurrence."""
+        p = self.predict_risk(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_interval(
+        self, X: pd.DataFrame, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The interval of each row's risk, from the coefficients' uncertainty."""
+        assessed = self.assess(X, level, contributions=False)
+        return assessed.risk_low, assessed.risk_high
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-feature contributions to the log-odds: coefficient x centred term, per column."""
+        return self.assess(X, contributions=True).contributions
+
+
+class LiteratureModel(LinearRisk):
     """A logistic model from published effects, centred on a reference population.
 
     Args:
@@ -263,26 +288,6 @@ class LiteratureModel:
         return mapping
 
     # ---- prediction ----------------------------------------------------------------
-
-    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
-        """Risk of a recurrence within the window, one per row."""
-        return expit(self.linear_predictor(X))
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """``(n, 2)``: probability of no recurrence, of a recurrence."""
-        p = self.predict_risk(X)
-        return np.column_stack([1.0 - p, p])
-
-    def predict_interval(
-        self, X: pd.DataFrame, level: float = 0.95
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The interval of each row's risk from the published uncertainty (module docstring)."""
-        assessed = self.assess(X, level, contributions=False)
-        return assessed.risk_low, assessed.risk_high
-
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-feature contributions to the log-odds: coefficient x centred term, per column."""
-        return self.assess(X, contributions=True).contributions
 
     def assess(
         self, X: pd.DataFrame, level: float = 0.95, contributions: bool = True

@@ -52,7 +52,7 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from models.compact import Assessment
-from models.literature import LiteratureModel, wald_assessment
+from models.literature import LinearRisk, LiteratureModel, wald_assessment
 from models.prep import check_targets
 from models.samplesize import (
     anticipated_r2_cs,
@@ -124,7 +124,7 @@ class UpdateResult:
     reasons: tuple[str, ...] = field(default=())
 
 
-class UpdatedModel:
+class UpdatedModel(LinearRisk):
     """The base model after an ``intercept``, ``recalibration`` or ``revision`` update.
 
     Same interface as :class:`models.literature.LiteratureModel`. Attributes: ``base``,
@@ -182,22 +182,6 @@ class UpdatedModel:
 
     def linear_predictor(self, X: pd.DataFrame) -> np.ndarray:
         return self.intercept_ + self.term_matrix(X) @ self.coef_
-
-    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
-        return expit(self.linear_predictor(X))
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = self.predict_risk(X)
-        return np.column_stack([1.0 - p, p])
-
-    def predict_interval(
-        self, X: pd.DataFrame, level: float = 0.95
-    ) -> tuple[np.ndarray, np.ndarray]:
-        assessed = self.assess(X, level, contributions=False)
-        return assessed.risk_low, assessed.risk_high
-
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        return self.assess(X, contributions=True).contributions
 
     def assess(
         self, X: pd.DataFrame, level: float = 0.95, contributions: bool = True
