@@ -72,7 +72,7 @@ def run_training(
                 athletes=athletes,
                 prepare=Spread(tuple(prepare)),
                 develop=Spread(tuple(develop)),
-                chosen=dev.candidate.kind,
+                chosen=dev.step,
             )
         )
     shutil.rmtree(folder, ignore_errors=True)

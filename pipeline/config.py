@@ -203,6 +203,9 @@ class ModelConfig(Section):
     # The candidates are the ladder's last step (pipeline/train.py): tried only when the
     # cohort meets Riley et al.'s minimum sample size for this many parameters.
     stack_parameters: int = Field(60, ge=1, le=10_000)
+    # false: no ladder, the candidates alone compared by grouped CV (a clinic that wants the
+    # LightGBM stack whatever its size; the stack's own tests).
+    ladder: bool = True
 
 
 class EvaluationConfig(Section):

@@ -311,6 +311,17 @@ def fit_ladder(
     steps that decide nothing (inside the optimism bootstrap).
     """
     base = LiteratureModel.from_config(literature).fit(X, CATEGORICAL)
+    if not config.model.ladder:
+        candidate, selection = _choose(X, y, w, groups, config)
+        model = candidate_model(candidate, config).fit(X, y, w, groups)
+        problem = _usable(model, X)
+        if problem is not None:
+            raise TrainingDataError(f"the candidates cannot be used on this cohort: {problem}")
+        row = {"step": "stack", "supported": True, "required_episodes": None,
+               "cv_log_loss": float(selection["log_loss"].min()), "kept": True,
+               "reason": "model.ladder is false: the candidates alone"}  # fmt: skip
+        return Ladder(model, "stack", pd.DataFrame([row]).set_index("step"), base, candidate,
+                      selection)  # fmt: skip
     update = update_from_config(base, X, y, w, groups, literature.updating)
     stack_considered = False
     sizes = literature.updating.sample_size

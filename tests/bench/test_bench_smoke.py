@@ -23,6 +23,7 @@ TINY = {
     "lookup_repeats": 0,
     "censoring": (300,),
     "curves": CurvesSettings(athletes=300, test_athletes=300),
+    "ladder": {"sizes": [100], "seeds": [3], "test_athletes": 300},
 }
 
 
@@ -42,6 +43,7 @@ def test_bench_writes_every_section(tmp_path: Path) -> None:
         "## Follow-up and censoring weights",
         "## Scoring and lookup",
         "## Risk over time against the true curves",
+        "## Ladder: training that respects the sample",
     ):
         assert heading in text
     assert "Not measured: the benchmark failed" not in text

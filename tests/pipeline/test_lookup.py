@@ -195,6 +195,7 @@ def stumps_store(trained_model, tmp_path_factory):
     settings = yaml.safe_load((TESTS_DIR / "data" / "train-fast.yaml").read_text())
     stumps = {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 2, "min_child_samples": 30}
     settings["model"]["candidates"] = [{"kind": "lightgbm", "params": stumps}]
+    settings["model"]["ladder"] = False  # the stack whatever the cohort's size
     root = tmp_path_factory.mktemp("stumps")
     (root / "store").mkdir()
     (root / "train.yaml").write_text(yaml.safe_dump(settings))

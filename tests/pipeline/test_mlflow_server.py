@@ -33,7 +33,8 @@ class ConstantRiskModel:
     """Stand-in fitted model: risk rises with prior injuries, a fixed-width interval."""
 
     def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
-        return 0.1 + 0.05 * X["prior_injuries"].to_numpy(float)
+        # A missing count reads as one prior injury: a fitted model never returns NaN.
+        return 0.1 + 0.05 * np.nan_to_num(X["prior_injuries"].to_numpy(float), nan=1.0)
 
     def predict_interval(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         risk = self.predict_risk(X)
