@@ -388,20 +388,12 @@ def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-# Optional contract fields the simulator can leave blank, as real exports do.
-MISSING_FIELDS: tuple[str, ...] = (
-    "sex",
-    "birth_year",
-    "discipline",
-    "level",
-    "body_mass_kg",
-    "muscle",
-    "bamic_grade",
-    "bamic_site",
-    "mechanism",
-    "history_muscle",
-    "history_bamic_grade",
-    "history_mechanism",
+# Optional contract fields the simulator can leave blank, as real exports do, by the record
+# they sit on (the simulator draws them in this order).
+ATHLETE_MISSING: tuple[str, ...] = ("sex", "birth_year", "discipline", "level", "body_mass_kg")
+INJURY_MISSING: tuple[str, ...] = ("muscle", "bamic_grade", "bamic_site", "mechanism")
+HISTORY_MISSING: tuple[str, ...] = ("history_muscle", "history_bamic_grade", "history_mechanism")
+REHAB_MISSING: tuple[str, ...] = (
     "phase1_end_date",
     "phase2_end_date",
     "return_to_run_date",
@@ -409,4 +401,10 @@ MISSING_FIELDS: tuple[str, ...] = (
     "pain_at_return",
     "slr_deficit_deg",
     "ake_discomfort",
+)
+MISSING_FIELDS: tuple[str, ...] = (
+    *ATHLETE_MISSING,
+    *INJURY_MISSING,
+    *HISTORY_MISSING,
+    *REHAB_MISSING,
 )

@@ -52,7 +52,7 @@ from pipeline.cohort import TABLES
 from pipeline.io import FORMATS, write_tables
 from pipeline.schemas import BAMIC_SITES as SITES
 from pipeline.schemas import DISCIPLINES, LEVELS, MECHANISMS, SIDES, TESTS
-from simulator.config import SimulationConfig
+from simulator.config import ATHLETE_MISSING, INJURY_MISSING, REHAB_MISSING, SimulationConfig
 
 # The contract's vocabularies, in the order the simulation config's shares refer to them.
 # "unknown" is how a missing muscle reads, not a muscle to draw.
@@ -528,24 +528,9 @@ def _draw_missing(config: SimulationConfig, people: dict, chain: dict, rng) -> N
     """Blank optional fields, as real exports do (fixed before the risk reads them)."""
     m = config.missing
     n, depth = people["n"], chain["depth"]
-    people["missing"] = {
-        k: rng.random(n) < m.get(k, 0.0)
-        for k in ("sex", "birth_year", "discipline", "level", "body_mass_kg")
-    }
-    chain["missing"] = {
-        k: rng.random((n, depth + 1)) < m.get(k, 0.0)
-        for k in ("muscle", "bamic_grade", "bamic_site", "mechanism")
-    } | {
-        k: rng.random((n, depth)) < m.get(k, 0.0)
-        for k in (
-            "phase1_end_date",
-            "phase2_end_date",
-            "return_to_run_date",
-            "peak_sprint_pct",
-            "pain_at_return",
-            "slr_deficit_deg",
-            "ake_discomfort",
-        )
+    people["missing"] = {k: rng.random(n) < m.get(k, 0.0) for k in ATHLETE_MISSING}
+    chain["missing"] = {k: rng.random((n, depth + 1)) < m.get(k, 0.0) for k in INJURY_MISSING} | {
+        k: rng.random((n, depth)) < m.get(k, 0.0) for k in REHAB_MISSING
     }
 
 
