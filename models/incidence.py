@@ -78,7 +78,7 @@ from models.curve import (  # noqa: F401  (re-exported: the curve of a fitted mo
     FixedTiming,
     cumulative_incidence,
 )
-from models.prep import FeaturePrep
+from models.prep import FeaturePrep, check_weights
 
 # The pooled q of a bin enters the trees as a log-odds offset, so 0 and 1 are kept this far
 # away: a bin with no recurrence then adds at most 0.01% of the recurrences to the shape.
@@ -305,14 +305,7 @@ class TimingModel(BaseEstimator):
         if sample_weight is None:
             weights = ipcw_weights(followed, event, edges[-1], method="km", max_weight=np.inf)
         else:
-            weights = np.asarray(sample_weight, dtype=np.float64)
-            if weights.shape != (n,):
-                raise ValueError(f"sample_weight has shape {weights.shape}, expected ({n},)")
-            bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
-            if bad.size:
-                raise ValueError(
-                    f"sample_weight must be finite and >= 0; row {bad[0]} has {weights[bad[0]]}"
-                )
+            weights = check_weights(sample_weight, n)
         periods = recurrence_periods(event, weights, edges)
         if periods.event.sum() == 0:
             raise ValueError(

@@ -106,14 +106,7 @@ def check_targets(
     if sample_weight is None:
         w_arr = np.where(np.isnan(y_arr), 0.0, 1.0)
     else:
-        w_arr = np.asarray(sample_weight, dtype=np.float64)
-        if w_arr.shape != (n,):
-            raise ValueError(f"sample_weight has shape {w_arr.shape}, expected ({n},)")
-        bad = np.flatnonzero(~np.isfinite(w_arr) | (w_arr < 0))
-        if bad.size:
-            raise ValueError(
-                f"sample_weight must be finite and >= 0; row {bad[0]} has {w_arr[bad[0]]}"
-            )
+        w_arr = check_weights(sample_weight, n)
         bad = np.flatnonzero(np.isnan(y_arr) & (w_arr > 0))
         if bad.size:
             raise ValueError(
@@ -132,3 +125,20 @@ def check_targets(
             )
     y_arr = np.where(w_arr > 0, y_arr, 0.0)
     return y_arr, w_arr, g_arr
+
+
+def check_weights(sample_weight: np.ndarray | pd.Series, n: int) -> np.ndarray:
+    """``sample_weight`` as ``n`` finite, non-negative floats.
+
+    Raises:
+        ValueError: the wrong shape, or a weight that is negative, infinite or NaN.
+    """
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (n,):
+        raise ValueError(f"sample_weight has shape {weights.shape}, expected ({n},)")
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if bad.size:
+        raise ValueError(
+            f"sample_weight must be finite and >= 0; row {bad[0]} has {weights[bad[0]]}"
+        )
+    return weights
