@@ -6,11 +6,16 @@ Epidemiol 61:76), with ``o`` the base model's linear predictor and ``Z`` its cen
 - ``none``: ``logit p = o``;
 - ``intercept`` (calibration-in-the-large): ``logit p = o + a``;
 - ``recalibration`` (logistic recalibration): ``logit p = a + g o``;
-- ``revision``: ``logit p = o + a + Z d``, every coefficient re-estimated under an L2 penalty
-  centred on the published one: ``lambda/2 sum_j d_j^2 / se_j^2``, with ``se_j`` the published
-  standard error, so ``lambda = 1`` is a normal prior with exactly the published uncertainty.
-  ``lambda`` is chosen from a grid by grouped cross-validation (an athlete's episodes stay in
-  one fold) on the held-out weighted log loss. Fitted with glum (offset, per-coefficient L2).
+- ``revision``: ``logit p = a + g o + Z d``, the recalibration with every coefficient
+  re-estimated under an L2 penalty centred on the recalibrated published one (``g`` times
+  it): ``lambda/2 sum_j d_j^2 / se_j^2``, with ``se_j`` the published standard error, so
+  ``lambda = 1`` is a normal prior with exactly the published uncertainty around the
+  recalibrated effects. ``a`` and ``g`` are not penalised, so the revision nests the
+  recalibration (a strong penalty leaves the recalibration, never less: in a clinic where
+  every effect is weaker than published, the slope shrinks them all at the cost of one
+  parameter). ``lambda`` is chosen from a grid by grouped cross-validation (an athlete's
+  episodes stay in one fold) on the held-out weighted log loss. Fitted with glum
+  (per-coefficient L2; the slope's weight 0).
 
 The closed testing procedure (Vergouwe et al. 2017, Stat Med 36:4529) compares the most
 extensive step the sample supports with each simpler one by a likelihood-ratio test, from
@@ -19,13 +24,27 @@ extensive step the sample supports with each simpler one by a likelihood-ratio t
 effective number of parameters, ``trace((D'WD + P)^-1 D'WD)`` (Gray 1992, JASA 87:942), and
 its likelihood is the unpenalised one at the penalised estimate.
 
-Before testing, each step must be supported by the sample (Riley et al. 2020,
-:mod:`models.samplesize`): the intercept needs the overall risk within the margin
-(criterion 3), the recalibration one parameter and the revision one per term, at the
-anticipated R² of the base model's own risks (:func:`models.samplesize.anticipated_r2_cs`)
-and the observed outcome rate. A step the sample does not support is refused, with the
-numbers, and is never fitted into the result. A recalibration whose slope is not positive is
-refused too: it would make a constant or inverted model. "No update" is always available.
+Riley et al. 2020's minimum sample size (:mod:`models.samplesize`, at the anticipated R² of
+the base model's own risks, :func:`models.samplesize.anticipated_r2_cs`, and the observed
+outcome rate) is computed for every step and reported, but it gates only the revision:
+
+- the intercept and the recalibration re-estimate one or two numbers of a model that already
+  exists, and the closed test is the guard made for them (Vergouwe et al. 2017 designed it
+  for validation samples of a few hundred). Riley's criteria are for developing a model: an
+  intercept held to criterion 3 (overall risk within +/-0.05, about 340 episodes at a third)
+  would keep a published baseline that is off by 0.15 rather than move it on 250 episodes
+  whose own estimate is off by 0.06 at most. Their minimum is shown beside them as what a
+  newly developed model of that size would need.
+- the revision is supported when the sample meets Riley's minimum for its *effective* number
+  of parameters (the trace above, rounded up, at the penalty cross-validation chose): a
+  strong penalty towards the published effects is a model of few effective parameters, and
+  Gray's trace is how penalised models are counted (judgement: Riley et al. count
+  unpenalised parameters; their criteria at the effective number ask the same shrinkage of
+  the part of the model the data move).
+
+A step the sample does not support is refused, with the numbers, and is never fitted into
+the result. A recalibration whose slope is not positive is refused too: it would make a
+constant or inverted model. "No update" is always available.
 
 IPCW weights count the information of the known outcomes only through Kish's effective
 sample size (Kish 1965): every fit and test uses the weights rescaled to sum to
@@ -39,6 +58,7 @@ the normal prior (written out here: glum reports covariances for unpenalised fit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -128,7 +148,7 @@ class UpdatedModel(LinearRisk):
     """The base model after an ``intercept``, ``recalibration`` or ``revision`` update.
 
     Same interface as :class:`models.literature.LiteratureModel`. Attributes: ``base``,
-    ``step``, ``params_`` (``[a]``, ``[a, g]`` or ``[a, d_1..d_K]``), ``covariance_``,
+    ``step``, ``params_`` (``[a]``, ``[a, g]`` or ``[a, g, d_1..d_K]``), ``covariance_``,
     ``intercept_`` and ``coef_`` (the effective log-odds intercept and per-term
     coefficients), ``feature_names_in_``, ``terms_``, ``base_rate_`` (weighted event rate of
     the updating sample).
@@ -162,8 +182,12 @@ class UpdatedModel(LinearRisk):
         elif step == "recalibration":
             g = self.params_[1]
             self.intercept_, self.coef_ = a + g * base.intercept_, g * base.coef_
-        else:
+        elif len(self.params_) == len(base.coef_) + 1:
+            # A revision fitted before the slope was part of it: ``[a, d]``.
             self.intercept_, self.coef_ = base.intercept_ + a, base.coef_ + self.params_[1:]
+        else:
+            g, d = self.params_[1], self.params_[2:]
+            self.intercept_, self.coef_ = a + g * base.intercept_, g * base.coef_ + d
 
     def term_matrix(self, X: pd.DataFrame) -> np.ndarray:
         """The base model's centred terms."""
@@ -176,9 +200,12 @@ class UpdatedModel(LinearRisk):
         ones = np.ones((len(z), 1))
         if self.step == "intercept":
             return ones
+        o = self.base.intercept_ + z @ self.base.coef_
         if self.step == "recalibration":
-            return np.column_stack([ones, self.base.intercept_ + z @ self.base.coef_])
-        return np.column_stack([ones, z])
+            return np.column_stack([ones, o])
+        if len(self.params_) == len(self.base.coef_) + 1:
+            return np.column_stack([ones, z])
+        return np.column_stack([ones, o, z])
 
     def linear_predictor(self, X: pd.DataFrame) -> np.ndarray:
         return self.intercept_ + self.term_matrix(X) @ self.coef_
@@ -257,62 +284,55 @@ def update_model(
         return _result("none", base, records, (), None, n_eff, events, rate, None, [reason])
 
     r2 = anticipated_r2_cs(expit(o))
-    sizes = {"recalibration": 1, "revision": len(base.coef_)}
-    required: dict[Step, int] = {}
     allowed_r2 = r2 if 0 < r2 < min(max_r2_cs(rate), shrinkage) else None
-    for step in STEPS[1:]:
-        if step == "intercept":
-            # Only the overall risk is estimated: Riley's criterion 3 alone.
-            need = overall_risk_sample_size(rate, risk_margin)
-        elif allowed_r2 is None:
-            need = None
-        else:
-            need = minimum_sample_size(
-                sizes[step], rate, allowed_r2, shrinkage, r2_optimism, risk_margin
-            ).minimum
-        required[step] = need
 
     fits: dict[Step, tuple[np.ndarray, np.ndarray, float, float]] = {}
-    lam = None
-    for step in STEPS[1:]:
-        need = required[step]
-        parameters = {"intercept": 1, "recalibration": 2, "revision": 1 + len(base.coef_)}[step]
-        if need is None:
-            records[step] = StepRecord(
-                step, False, parameters, None,
-                f"anticipated R² {r2:.4f} is outside what the outcome rate allows",
-            )  # fmt: skip
-            continue
-        if n_eff < need:
-            records[step] = StepRecord(
-                step, False, parameters, need,
-                f"{n_eff:.0f} effective known outcomes; Riley et al. 2020 ask for {need} "
-                f"at outcome rate {rate:.3f} and anticipated R² {r2:.4f}",
-            )  # fmt: skip
-            continue
-        if step == "intercept":
-            fit = _fit_glm(np.ones((len(yk), 1)), yk, wk, o)
-        elif step == "recalibration":
-            fit = _fit_glm(np.column_stack([np.ones(len(yk)), o]), yk, wk, None)
-            if fit[0][1] <= 0:
-                records[step] = StepRecord(
-                    step, False, parameters, need,
-                    f"fitted slope {fit[0][1]:.3f} is not positive: a recalibration would "
-                    "make a constant or inverted model",
-                )  # fmt: skip
-                continue
-        else:
-            lam = _choose_strength(
-                z, yk, wk, gk, o, base.coef_se_, penalty_strengths, cv_folds, random_state
-            )
-            fit = _fit_revision(z, yk, wk, o, base.coef_se_, lam)
-            parameters = fit[3]
-        fits[step] = fit
-        records[step] = StepRecord(
-            step, True, parameters, need,
-            f"{n_eff:.0f} effective known outcomes meet Riley et al. 2020's {need}",
+    # Intercept: only the overall risk is estimated (Riley's criterion 3 alone, shown).
+    need = overall_risk_sample_size(rate, risk_margin)
+    fits["intercept"] = _fit_glm(np.ones((len(yk), 1)), yk, wk, o)
+    records["intercept"] = StepRecord(
+        "intercept", True, 1, need,
+        "the closed test decides"
+        + ("" if n_eff >= need else f" (a new model's overall risk within ±{risk_margin} would "
+           f"need {need} episodes; this one has {n_eff:.0f})"),
+        fits["intercept"][2],
+    )  # fmt: skip
+    need = (
+        None
+        if allowed_r2 is None
+        else _parameter_criteria(1, rate, allowed_r2, shrinkage, r2_optimism)
+    )
+    fit = _fit_glm(np.column_stack([np.ones(len(yk)), o]), yk, wk, None)
+    if fit[0][1] <= 0:
+        records["recalibration"] = StepRecord(
+            "recalibration", False, 2, need,
+            f"fitted slope {fit[0][1]:.3f} is not positive: a recalibration would make a "
+            "constant or inverted model",
+        )  # fmt: skip
+    else:
+        fits["recalibration"] = fit
+        records["recalibration"] = StepRecord(
+            "recalibration", True, 2, need,
+            "the closed test decides"
+            + ("" if need is None or n_eff >= need else
+               f" (a new one-parameter model would need {need} episodes for shrinkage "
+               f"{shrinkage}; this one has {n_eff:.0f})"),
             fit[2],
         )  # fmt: skip
+    lam = None
+    parameters = 1 + len(base.coef_)
+    if allowed_r2 is None:
+        records["revision"] = StepRecord(
+            "revision", False, parameters, None,
+            f"anticipated R² {r2:.4f} is outside what the outcome rate allows",
+        )  # fmt: skip
+    else:
+        records["revision"], fit, lam = _supported_revision(
+            z, yk, wk, gk, o, base.coef_se_, penalty_strengths, cv_folds, random_state,
+            lambda k: _parameter_criteria(k, rate, allowed_r2, shrinkage, r2_optimism), n_eff,
+        )  # fmt: skip
+        if fit is not None:
+            fits["revision"] = fit
 
     available = [s for s in STEPS if s == "none" or s in fits]
     extensive = available[-1]
@@ -408,13 +428,14 @@ def _fit_glm(
 def _revision_regressor(
     lam: float, se: np.ndarray, total_weight: float
 ) -> GeneralizedLinearRegressor:
-    # glum minimises  deviance / (2 sum w) + alpha/2 d' P2 d, i.e. (-loglik + lam/2 d' P2 d)
+    # glum minimises  deviance / (2 sum w) + alpha/2 b' P2 b, i.e. (-loglik + lam/2 d' P2 d)
     # / sum w when alpha = lam / sum w and P2 = 1 / se^2: lam = 1 is the published prior.
+    # Its columns are [o, Z]: the slope on the base model's linear predictor goes free.
     return GeneralizedLinearRegressor(
         family="binomial",
         alpha=lam / total_weight,
         l1_ratio=0.0,
-        P2=1.0 / se**2,
+        P2=np.concatenate([[0.0], 1.0 / se**2]),
         fit_intercept=True,
         gradient_tol=1e-8,
         max_iter=200,
@@ -424,20 +445,31 @@ def _revision_regressor(
 def _fit_revision(
     z: np.ndarray, y: np.ndarray, w: np.ndarray, o: np.ndarray, se: np.ndarray, lam: float
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Penalised revision: params ``[a, d]``, penalised covariance, log-lik, effective df."""
+    """Penalised revision: params ``[a, g, d]``, penalised covariance, log-lik, effective df."""
+    columns = np.column_stack([o, z])
     with _one_thread():
-        regressor = _revision_regressor(lam, se, w.sum()).fit(z, y, sample_weight=w, offset=o)
+        regressor = _revision_regressor(lam, se, w.sum()).fit(columns, y, sample_weight=w)
     params = np.concatenate([[regressor.intercept_], regressor.coef_])
-    design = np.column_stack([np.ones(len(y)), z])
-    p = expit(o + design @ params)
+    design = np.column_stack([np.ones(len(y)), columns])
+    p = expit(design @ params)
     information = design.T @ (design * (w * p * (1 - p))[:, None])
-    penalty = np.diag(np.concatenate([[0.0], lam / se**2]))
+    penalty = np.diag(np.concatenate([[0.0, 0.0], lam / se**2]))
     covariance = np.linalg.inv(information + penalty)
     edf = float(np.trace(covariance @ information))
     return params, covariance, _log_likelihood(y, p, w), edf
 
 
-def _choose_strength(
+def _parameter_criteria(
+    parameters: int, rate: float, r2: float, shrinkage: float, r2_optimism: float
+) -> int:
+    """Riley et al. 2020's criteria 1 and 2 (shrinkage, optimism in R²) for ``parameters``:
+    the part of the minimum that grows with the model. Criterion 3, the overall risk, is the
+    intercept's and is shown with it."""
+    size = minimum_sample_size(parameters, rate, r2, shrinkage, r2_optimism)
+    return max(size.shrinkage, size.optimism)
+
+
+def _supported_revision(
     z: np.ndarray,
     y: np.ndarray,
     w: np.ndarray,
@@ -447,14 +479,67 @@ def _choose_strength(
     strengths: tuple[float, ...],
     cv_folds: int,
     random_state: int | None,
-) -> float:
-    """The ``lambda`` of least held-out weighted log loss over grouped folds."""
+    required: Callable[[int], int],
+    n_eff: float,
+) -> tuple[StepRecord, tuple[np.ndarray, np.ndarray, float, float] | None, float | None]:
+    """The revision at the penalty of least cross-validated loss among those whose effective
+    number of parameters (beyond the intercept, rounded up) the sample supports, with its
+    record; refused, with the numbers, when even the strongest penalty asks for more."""
+    losses = _strength_losses(z, y, w, groups, o, se, strengths, cv_folds, random_state)
+    grid = sorted(strengths)
+    fits = [_fit_revision(z, y, w, o, se, lam) for lam in grid]
+    effective = [max(1, int(np.ceil(fit[3] - 1 - 1e-9))) for fit in fits]
+    needs = [required(k) for k in effective]
+    allowed = [i for i in range(len(grid)) if needs[i] <= n_eff]
+    if not allowed:
+        i = len(grid) - 1
+        return (
+            StepRecord(
+                "revision", False, fits[i][3], needs[i],
+                f"{n_eff:.0f} effective known outcomes; Riley et al. 2020 ask for {needs[i]} "
+                f"for {effective[i]} effective parameters even at the strongest penalty "
+                f"({grid[i]:g})",
+            ),
+            None,
+            None,
+        )  # fmt: skip
+    best = int(np.argmin(losses))
+    i = min(allowed, key=lambda k: losses[k])
+    note = "" if i == best else (
+        f"; cross-validation preferred penalty {grid[best]:g} ({effective[best]} effective "
+        f"parameters, {needs[best]} episodes needed)"
+    )  # fmt: skip
+    return (
+        StepRecord(
+            "revision", True, fits[i][3], needs[i],
+            f"{n_eff:.0f} effective known outcomes meet Riley et al. 2020's {needs[i]} for "
+            f"{effective[i]} effective parameters at penalty {grid[i]:g}{note}",
+            fits[i][2],
+        ),
+        fits[i],
+        float(grid[i]),
+    )  # fmt: skip
+
+
+def _strength_losses(
+    z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    groups: np.ndarray,
+    o: np.ndarray,
+    se: np.ndarray,
+    strengths: tuple[float, ...],
+    cv_folds: int,
+    random_state: int | None,
+) -> np.ndarray:
+    """Held-out weighted negative log-likelihood over grouped folds, per ``lambda`` in
+    ascending order."""
     n_groups = len(np.unique(groups))
     folds = GroupKFold(n_splits=min(cv_folds, n_groups), shuffle=True, random_state=random_state)
     losses = np.zeros(len(strengths))
     with _one_thread():
         _cross_validate(z, y, w, groups, o, se, sorted(strengths), folds, losses)
-    return float(sorted(strengths)[int(np.argmin(losses))])
+    return losses
 
 
 def _one_thread() -> threadpool_limits:
@@ -481,8 +566,12 @@ def _cross_validate(
             continue
         for k, lam in enumerate(strengths):
             regressor = _revision_regressor(lam, se, w[train].sum())
-            regressor.fit(z[train], y[train], sample_weight=w[train], offset=o[train])
-            p = expit(o[test] + regressor.intercept_ + z[test] @ regressor.coef_)
+            regressor.fit(
+                np.column_stack([o[train], z[train]]), y[train], sample_weight=w[train]
+            )
+            p = expit(
+                regressor.intercept_ + np.column_stack([o[test], z[test]]) @ regressor.coef_
+            )
             losses[k] -= _log_likelihood(y[test], p, w[test])
 
 
@@ -562,7 +651,7 @@ def cross_validated_losses(
                     params = _fit_revision(
                         z[train], yk[train], wt, o[train], base.coef_se_, penalty_strength
                     )[0]
-                    eta = o[test] + params[0] + z[test] @ params[1:]
+                    eta = params[0] + params[1] * o[test] + z[test] @ params[2:]
                 loss[step] -= _log_likelihood(yk[test], expit(eta), wk[test])
     if total == 0:
         return dict.fromkeys(STEPS, float("nan"))
