@@ -200,6 +200,9 @@ class ModelConfig(Section):
     # LightGBM rounds are a ceiling: the number used is chosen by grouped CV, stopping
     # after this many rounds without improvement (0: the configured rounds, fixed).
     early_stopping_rounds: int = Field(100, ge=0, le=10_000)
+    # How grouped CV chooses among the candidates (models/selection.py): "one_se", the
+    # simplest within one standard error of the best; "min", the lowest mean loss.
+    selection: Literal["one_se", "min"] = "one_se"
     # The candidates are the ladder's last step (pipeline/train.py): tried only when the
     # cohort meets Riley et al.'s minimum sample size for this many parameters.
     stack_parameters: int = Field(60, ge=1, le=10_000)

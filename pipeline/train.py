@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,8 +256,16 @@ def _choose(
         monotone=MONOTONE,
         categorical=CATEGORICAL,
         early_stopping=config.model.early_stopping_rounds,
+        rule=config.model.selection,
     )
     return CandidateConfig.model_validate(selection.best), selection.table
+
+
+def _chosen_loss(selection: pd.DataFrame, candidate: CandidateConfig) -> float:
+    """The grouped-CV log loss of the chosen candidate in the selection table."""
+    params = json.dumps(dict(candidate.params), sort_keys=True)
+    row = selection[(selection["kind"] == candidate.kind) & (selection["params"] == params)]
+    return float(row["log_loss"].iloc[0])
 
 
 # The ladder's steps as the run reports them: the literature model as is, its updates
@@ -318,7 +327,7 @@ def fit_ladder(
         if problem is not None:
             raise TrainingDataError(f"the candidates cannot be used on this cohort: {problem}")
         row = {"step": "stack", "supported": True, "required_episodes": None,
-               "cv_log_loss": float(selection["log_loss"].min()), "kept": True,
+               "cv_log_loss": _chosen_loss(selection, candidate), "kept": True,
                "reason": "model.ladder is false: the candidates alone"}  # fmt: skip
         return Ladder(model, "stack", pd.DataFrame([row]).set_index("step"), base, candidate,
                       selection)  # fmt: skip
@@ -372,7 +381,7 @@ def fit_ladder(
         )
     else:
         candidate, selection = _choose(X, y, w, groups, config)
-        best = float(selection["log_loss"].min())
+        best = _chosen_loss(selection, candidate)
         reference = losses.get(chosen, np.nan)
         stack_row["cv_log_loss"] = best
         if best < reference:
