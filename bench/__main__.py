@@ -1,4 +1,10 @@
-"""``python -m bench [--quick] [--out FILE]``: run every benchmark and write the document."""
+"""``python -m bench [--quick] [--out FILE] [--sections NAME ...]``: run the benchmarks and
+write the document.
+
+With ``--sections`` only the named sections run, and each replaces its namesake in the
+existing document (or is added before the notes), marked with when and at which commit it
+was measured; the rest of the document is left as the full run wrote it.
+"""
 
 from __future__ import annotations
 
@@ -69,10 +75,27 @@ def _section(name: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
         )
 
 
-def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None) -> str:
-    """Run the benchmarks and write the document to ``out``; return its text."""
+SECTIONS = ("data", "quality", "censoring", "spread", "curves", "training", "ladder", "scoring")
+
+
+def run(
+    quick: bool,
+    out: Path,
+    work: Path,
+    sizes: dict[str, Any] | None = None,
+    only: tuple[str, ...] = (),
+) -> str:
+    """Run the benchmarks (all, or the sections in ``only``) and write the document to
+    ``out``; return its text."""
     start = time.perf_counter()
     sizes = sizes or (QUICK if quick else FULL)
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(unknown)}; one of {', '.join(SECTIONS)}")
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
     host = machine()
     configs = load_configs(quick)
     if work.exists():
@@ -80,88 +103,112 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
     work.mkdir(parents=True)
     sections = []
 
-    data, failed = _section(
-        "Data", lambda: run_data(work, sizes["data_athletes"], sizes["data_repeats"])
-    )
-    sections.append(failed or render_data(data))
+    data = quality = training = scoring = curves = None
+    if wanted("data"):
+        data, failed = _section(
+            "Data", lambda: run_data(work, sizes["data_athletes"], sizes["data_repeats"])
+        )
+        sections.append(failed or render_data(data))
 
-    quality_settings = sizes.get("quality") or settings_for(quick)
-    quality, failed = _section(
-        "Model quality",
-        lambda: run_quality(
-            work, quality_settings, configs.simulation, configs.features, configs.train
-        ),
-    )
-    sections += [failed] if failed else [render_quality(quality), render_curves(quality)]
+    if wanted("quality"):
+        quality_settings = sizes.get("quality") or settings_for(quick)
+        quality, failed = _section(
+            "Model quality",
+            lambda: run_quality(
+                work, quality_settings, configs.simulation, configs.features, configs.train
+            ),
+        )
+        sections += [failed] if failed else [render_quality(quality), render_curves(quality)]
 
-    censoring, failed = _section(
-        "Follow-up and censoring weights",
-        lambda: run_censoring(work, configs, sizes.get("censoring", ())),
-    )
-    sections.append(failed or render_censoring(censoring, configs))
+    if wanted("censoring"):
+        censoring, failed = _section(
+            "Follow-up and censoring weights",
+            lambda: run_censoring(work, configs, sizes.get("censoring", ())),
+        )
+        sections.append(failed or render_censoring(censoring, configs))
 
-    spread_settings = sizes.get("spread") or spread_settings_for(quick)
-    spread, failed = _section(
-        "Risk spread and interval coverage",
-        lambda: run_spread(work, configs, spread_settings),
-    )
-    sections.append(failed or render_spread(spread, configs))
+    if wanted("spread"):
+        spread_settings = sizes.get("spread") or spread_settings_for(quick)
+        spread, failed = _section(
+            "Risk spread and interval coverage",
+            lambda: run_spread(work, configs, spread_settings),
+        )
+        sections.append(failed or render_spread(spread, configs))
 
-    curves = None
-    if sizes.get("curves") is not None:
+    if wanted("curves") and sizes.get("curves") is not None:
         curves, failed = _section(
             "Risk over time", lambda: run_curves(work, configs, sizes["curves"])
         )
         sections.append(failed or render_curves_bench(curves))
 
-    training, failed = _section("Training", lambda: run_training(work, configs, sizes["training"]))
-    sections.append(failed or render_training(training, configs))
-
-    ladder_sizes = sizes["ladder"]
-    ladder, failed = _section(
-        "Ladder",
-        lambda: run_ladder(
-            ladder_sizes["sizes"], list(WORLDS), ladder_sizes["seeds"],
-            ladder_sizes["test_athletes"],
-        ),
-    )  # fmt: skip
-    sections.append(failed or render_ladder(ladder))
-
-    scoring = None
-    if not sizes["scoring"] and not sizes["lookup_repeats"]:
-        model, failed = None, "## Scoring and lookup\n\nNot measured: no sizes requested."
-    else:
-        model, failed = _section(
-            "Scoring and lookup", lambda: train_bench_model(work, configs, sizes["store_athletes"])
+    if wanted("training"):
+        training, failed = _section(
+            "Training", lambda: run_training(work, configs, sizes["training"])
         )
-    if failed:
-        sections.append(failed)
-    else:
-        interactions = None
-        # Only worth measuring when the benchmark model is additive (scored from tables).
-        if sizes.get("interactions_at") and getattr(model.risk_model, "additive_", None):
-            interactions, failed = _section(
-                "Scoring with interacting trees",
-                lambda: train_interaction_model(work, configs, model),
-            )
-            if failed:
-                sections.append(failed)
-        scoring, failed = _section(
-            "Scoring",
-            lambda: run_scoring(
-                work,
-                configs,
-                model,
-                sizes["scoring"],
-                interactions=interactions,
-                interactions_at=sizes.get("interactions_at"),
+        sections.append(failed or render_training(training, configs))
+
+    if wanted("ladder"):
+        ladder_sizes = sizes["ladder"]
+        ladder, failed = _section(
+            "Ladder",
+            lambda: run_ladder(
+                ladder_sizes["sizes"], list(WORLDS), ladder_sizes["seeds"],
+                ladder_sizes["test_athletes"],
             ),
+        )  # fmt: skip
+        sections.append(failed or render_ladder(ladder))
+
+    if wanted("scoring"):
+        if not sizes["scoring"] and not sizes["lookup_repeats"]:
+            model, failed = None, "## Scoring and lookup\n\nNot measured: no sizes requested."
+        else:
+            model, failed = _section(
+                "Scoring and lookup",
+                lambda: train_bench_model(work, configs, sizes["store_athletes"]),
+            )
+        if failed:
+            sections.append(failed)
+        else:
+            interactions = None
+            # Only worth measuring when the benchmark model is additive (scored from tables).
+            if sizes.get("interactions_at") and getattr(model.risk_model, "additive_", None):
+                interactions, failed = _section(
+                    "Scoring with interacting trees",
+                    lambda: train_interaction_model(work, configs, model),
+                )
+                if failed:
+                    sections.append(failed)
+            scoring, failed = _section(
+                "Scoring",
+                lambda: run_scoring(
+                    work,
+                    configs,
+                    model,
+                    sizes["scoring"],
+                    interactions=interactions,
+                    interactions_at=sizes.get("interactions_at"),
+                ),
+            )
+            sections.append(failed or render_scoring(scoring))
+            lookup, failed = _section(
+                "Lookup", lambda: run_lookup(work, model, sizes["lookup_repeats"])
+            )
+            sections.append(failed or render_lookup(lookup))
+
+    if only:
+        stamp = (
+            f"*Measured alone (`python -m bench --sections {' '.join(only)}`"
+            f"{' --quick' if quick else ''}) on {host['date']} at commit {host['commit']}, load"
+            f" average {host['load']}, in {(time.perf_counter() - start) / 60:.1f} min; the"
+            " rest of this document comes from the run described at the top.*"
         )
-        sections.append(failed or render_scoring(scoring))
-        lookup, failed = _section(
-            "Lookup", lambda: run_lookup(work, model, sizes["lookup_repeats"])
-        )
-        sections.append(failed or render_lookup(lookup))
+        previous = out.read_text() if out.exists() else render_header(host, quick, 0.0)
+        text = merge_sections(previous, sections, stamp)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        shutil.rmtree(work, ignore_errors=True)
+        progress(f"updated {', '.join(only)} in {out}")
+        return text
 
     reading = render_reading(quality, training, scoring, curves)
     header = render_header(host, quick, time.perf_counter() - start)
@@ -182,6 +229,24 @@ def run(quick: bool, out: Path, work: Path, sizes: dict[str, Any] | None = None)
     return text
 
 
+def merge_sections(document: str, sections: list[str], stamp: str) -> str:
+    """``document`` with each of ``sections`` (markdown starting ``## Title``) in place of
+    its namesake, or added before ``## Notes`` (at the end without one), each stamped."""
+    head, *parts = document.split("\n## ")
+    titled = [("## " + part).rstrip("\n") for part in parts]
+    for section in sections:
+        title = section.splitlines()[0]
+        first, _, rest = section.partition("\n")
+        stamped = f"{first}\n\n{stamp}\n{rest}".rstrip("\n")
+        at = next((i for i, t in enumerate(titled) if t.splitlines()[0] == title), None)
+        if at is None:
+            notes = next((i for i, t in enumerate(titled) if t.startswith("## Notes")), None)
+            titled.insert(len(titled) if notes is None else notes, stamped)
+        else:
+            titled[at] = stamped
+    return "\n\n".join([head.rstrip("\n"), *titled]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="development sizes (minutes)")
@@ -192,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         help="document to write (default: docs/benchmarks.md, or .bench/benchmarks-quick.md"
         " with --quick)",
     )
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=(),
+        help="run only these sections and replace them in the existing document",
+    )
     args = parser.parse_args(argv)
     out = args.out or (
         PROJECT_DIR / ".bench" / "benchmarks-quick.md"
@@ -199,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         else PROJECT_DIR / "docs" / "benchmarks.md"
     )
     warnings.filterwarnings("ignore")
-    run(args.quick, out, PROJECT_DIR / ".bench" / "work")
+    run(args.quick, out, PROJECT_DIR / ".bench" / "work", only=tuple(args.sections))
     return 0
 
 

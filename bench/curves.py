@@ -96,7 +96,7 @@ def run_curves(work: Path, configs: Configs, settings: CurvesSettings) -> Curves
         rounds[timing] = int(model.timing_.n_rounds_)
         assessed = model.assess(test.features, contributions=False)
         curve, _ = risk_curve(
-            model, test.features, assessed.risk, assessed.risk_low, assessed.risk_high,
+            model, test.features, assessed.risk, assessed.risk_ci_low, assessed.risk_ci_high,
             PublishedTiming.from_config(incidence),
         )  # fmt: skip
         ours = np.column_stack(

@@ -14,7 +14,7 @@ fitted on the training cohort and scored on the test cohort:
 Scores: MSE to the simulator's true risk of every test episode, IPCW-weighted AUC,
 calibration slope, mean bias (mean predicted minus mean true risk). For ``hamrisk`` also the
 slope of the true log-odds on its own, the share of true risks inside its 95% interval
-(``risk_low``-``risk_high``), the
+(``risk_ci_low``-``risk_ci_high``), the
 alias the first version would get (``models.promotion`` with the literature model as the
 reference, as when no champion exists) and whether it *should* be champion: its calibration
 on the test cohort against the truth (slope and intercept of the true risk's logit on the
@@ -148,9 +148,7 @@ def run_ladder(
                         "updated": updated,
                         "logistic_ipcw": logistic,
                     }
-                    literature_mse = float(
-                        np.mean((base.predict_risk(test.features) - truth) ** 2)
-                    )
+                    literature_mse = float(np.mean((base.predict_risk(test.features) - truth) ** 2))
                     for name, model in models.items():
                         risk = np.asarray(model.predict_risk(test.features), dtype=np.float64)
                         row = {

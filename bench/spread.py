@@ -10,7 +10,7 @@ episode's prediction is compared with the simulator's ``true_risk``:
   when the predicted spread matches the true one; above 1 the risks are too moderate,
   below 1 too extreme); and the usual calibration slope against the realized outcomes,
   IPCW-weighted as ``hamrisk train`` weighs its held-out set;
-- **coverage**: the share of true risks inside ``[risk_low, risk_high]`` (nominal 95%),
+- **coverage**: the share of true risks inside ``[risk_ci_low, risk_ci_high]`` (nominal 95%),
   overall and in the lowest and highest fifth of predicted risk, with the median width;
 - **training time**: seconds for the selection and for the fit with its members.
 
@@ -116,7 +116,7 @@ def run_spread(work: Path, configs: Configs, settings: SpreadSettings) -> Spread
                 "auc": weighted_auc(test.labels, risk, test.weights),
                 "sd_risk": float(np.std(risk)),
                 "sd_true_risk": float(np.std(test_truth)),
-                **coverage_row(test_truth, risk, assessed.risk_low, assessed.risk_high),
+                **coverage_row(test_truth, risk, assessed.risk_ci_low, assessed.risk_ci_high),
                 "select_seconds": chosen - start,
                 "fit_seconds": fitted - chosen,
             }
@@ -139,7 +139,7 @@ def render_spread(b: SpreadBench, configs: Configs) -> str:
         f" an independent cohort of {s.test_athletes:,} athletes (seed {s.seed} +"
         f" {TEST_SEED_OFFSET:,}). Slope against the truth: the simulator's true log-odds"
         " regressed on the predicted log-odds (aim 0.9–1.1). Coverage: share of true risks"
-        f" inside `[risk_low, risk_high]`, nominal {LEVEL:.0%} (aim 90–98%), overall and in"
+        f" inside `[risk_ci_low, risk_ci_high]`, nominal {LEVEL:.0%} (aim 90–98%), overall and in"
         " the lowest and highest fifth of predicted risk. One cohort per size: a single"
         " draw, not a median.",
         "",

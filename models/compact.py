@@ -68,8 +68,8 @@ class Assessment:
     """
 
     risk: np.ndarray
-    risk_low: np.ndarray
-    risk_high: np.ndarray
+    risk_ci_low: np.ndarray
+    risk_ci_high: np.ndarray
     contributions: pd.DataFrame | None
 
 
@@ -149,7 +149,7 @@ class CompactRiskModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Bootstrap interval for each row's risk (``RiskModel.predict_interval``)."""
         assessed = self.assess(X, level, contributions=False)
-        return assessed.risk_low, assessed.risk_high
+        return assessed.risk_ci_low, assessed.risk_ci_high
 
     def contributions(
         self, X: pd.DataFrame, method: Literal["shap", "path"] = "shap"

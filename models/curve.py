@@ -30,13 +30,13 @@ class CumulativeIncidence:
     high: np.ndarray | None
 
     def frame(self, index: pd.Index | None = None) -> pd.DataFrame:
-        """Columns ``risk_{h}d`` (and ``risk_{h}d_low``, ``risk_{h}d_high``) per horizon."""
+        """Columns ``risk_{h}d`` (and ``risk_{h}d_ci_low``, ``risk_{h}d_ci_high``) per horizon."""
         columns: dict[str, np.ndarray] = {}
         for k, h in enumerate(self.horizons):
             columns[f"risk_{h}d"] = self.risk[:, k]
             if self.low is not None and self.high is not None:
-                columns[f"risk_{h}d_low"] = self.low[:, k]
-                columns[f"risk_{h}d_high"] = self.high[:, k]
+                columns[f"risk_{h}d_ci_low"] = self.low[:, k]
+                columns[f"risk_{h}d_ci_high"] = self.high[:, k]
         return pd.DataFrame(columns, index=index)
 
 
@@ -44,8 +44,8 @@ def cumulative_incidence(
     risk: np.ndarray,
     shape: np.ndarray,
     horizons: Sequence[int],
-    risk_low: np.ndarray | None = None,
-    risk_high: np.ndarray | None = None,
+    risk_ci_low: np.ndarray | None = None,
+    risk_ci_high: np.ndarray | None = None,
     shape_low: np.ndarray | None = None,
     shape_high: np.ndarray | None = None,
 ) -> CumulativeIncidence:
@@ -84,17 +84,17 @@ def cumulative_incidence(
     if broken.any():
         i = int(np.flatnonzero(broken)[0])
         raise ValueError(f"shape must rise from >= 0 to exactly 1; row {i} is {shape[i]}")
-    if (risk_low is None) != (risk_high is None):
-        raise ValueError("give both risk_low and risk_high, or neither")
+    if (risk_ci_low is None) != (risk_ci_high is None):
+        raise ValueError("give both risk_ci_low and risk_ci_high, or neither")
     if (shape_low is None) != (shape_high is None):
         raise ValueError("give both shape_low and shape_high, or neither")
     curve = risk[:, None] * shape
-    if risk_low is None and shape_low is None:
+    if risk_ci_low is None and shape_low is None:
         return CumulativeIncidence(horizons, curve, None, None)
-    r_lo = risk if risk_low is None else np.asarray(risk_low, dtype=np.float64)
-    r_hi = risk if risk_high is None else np.asarray(risk_high, dtype=np.float64)
+    r_lo = risk if risk_ci_low is None else np.asarray(risk_ci_low, dtype=np.float64)
+    r_hi = risk if risk_ci_high is None else np.asarray(risk_ci_high, dtype=np.float64)
     if r_lo.shape != risk.shape or r_hi.shape != risk.shape:
-        raise ValueError(f"risk_low and risk_high must have shape {risk.shape}")
+        raise ValueError(f"risk_ci_low and risk_ci_high must have shape {risk.shape}")
     if shape_low is None:
         return CumulativeIncidence(horizons, curve, r_lo[:, None] * shape, r_hi[:, None] * shape)
     s_lo = np.asarray(shape_low, dtype=np.float64)
@@ -223,13 +223,13 @@ def risk_curve(
     model,
     X: pd.DataFrame,
     risk: np.ndarray,
-    risk_low: np.ndarray,
-    risk_high: np.ndarray,
+    risk_ci_low: np.ndarray,
+    risk_ci_high: np.ndarray,
     published: PublishedTiming,
     level: float = 0.95,
     timing_interval: bool = True,
 ) -> tuple[pd.DataFrame, str]:
-    """Columns ``risk_{h}d``, ``risk_{h}d_low``, ``risk_{h}d_high`` for every horizon but
+    """Columns ``risk_{h}d``, ``risk_{h}d_ci_low``, ``risk_{h}d_ci_high`` for every horizon but
     the last (the last is ``risk`` itself), and where the shape came from.
 
     The shape is the model's own :class:`TimingModel` (``model.timing_``) when it carries
@@ -257,11 +257,13 @@ def risk_curve(
         np.asarray(risk, dtype=np.float64),
         shape,
         horizons,
-        np.asarray(risk_low, dtype=np.float64),
-        np.asarray(risk_high, dtype=np.float64),
+        np.asarray(risk_ci_low, dtype=np.float64),
+        np.asarray(risk_ci_high, dtype=np.float64),
         shape_low,
         shape_high,
     )
     frame = curve.frame(X.index)
     last = horizons[-1]
-    return frame.drop(columns=[f"risk_{last}d", f"risk_{last}d_low", f"risk_{last}d_high"]), source
+    return frame.drop(
+        columns=[f"risk_{last}d", f"risk_{last}d_ci_low", f"risk_{last}d_ci_high"]
+    ), source

@@ -557,7 +557,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                 or ``level`` is outside (0, 1).
         """
         assessed = self.assess(X, level, contributions=False)
-        return assessed.risk_low, assessed.risk_high
+        return assessed.risk_ci_low, assessed.risk_ci_high
 
     def assess(
         self, X: pd.DataFrame, level: float = 0.95, contributions: bool = True

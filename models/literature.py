@@ -138,7 +138,7 @@ class LinearRisk:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The interval of each row's risk, from the coefficients' uncertainty."""
         assessed = self.assess(X, level, contributions=False)
-        return assessed.risk_low, assessed.risk_high
+        return assessed.risk_ci_low, assessed.risk_ci_high
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions to the log-odds: coefficient x centred term, per column."""

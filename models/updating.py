@@ -566,12 +566,8 @@ def _cross_validate(
             continue
         for k, lam in enumerate(strengths):
             regressor = _revision_regressor(lam, se, w[train].sum())
-            regressor.fit(
-                np.column_stack([o[train], z[train]]), y[train], sample_weight=w[train]
-            )
-            p = expit(
-                regressor.intercept_ + np.column_stack([o[test], z[test]]) @ regressor.coef_
-            )
+            regressor.fit(np.column_stack([o[train], z[train]]), y[train], sample_weight=w[train])
+            p = expit(regressor.intercept_ + np.column_stack([o[test], z[test]]) @ regressor.coef_)
             losses[k] -= _log_likelihood(y[test], p, w[test])
 
 

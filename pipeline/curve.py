@@ -35,7 +35,7 @@ def curve_columns(
     high: Any,
     timing_interval: bool = True,
 ) -> pd.DataFrame:
-    """``risk_{h}d``, ``risk_{h}d_low``, ``risk_{h}d_high`` for each horizon before the
+    """``risk_{h}d``, ``risk_{h}d_ci_low``, ``risk_{h}d_ci_high`` for each horizon before the
     window, then ``curve_shape``: ``fitted`` (the model's own timing) or ``published``
     (:func:`published_timing`). Index that of ``X``. ``timing_interval=False``: intervals
     from the one-year interval alone (``models.curve.risk_curve``)."""

@@ -362,8 +362,8 @@ class LookupResult:
     """What ``hamrisk lookup`` prints."""
 
     risk: float
-    risk_low: float
-    risk_high: float
+    risk_ci_low: float
+    risk_ci_high: float
     band: str
     base_rate: float
     factors: list[Factor]
@@ -385,12 +385,12 @@ class LookupResult:
     def risk_over_time(self) -> list[dict[str, Any]]:
         """Each horizon's risk and interval, the window's being ``risk`` itself."""
         points = [
-            {"days": days, "risk": r, "risk_low": lo, "risk_high": hi}
+            {"days": days, "risk": r, "risk_ci_low": lo, "risk_ci_high": hi}
             for days, (r, lo, hi) in sorted(self.curve.items())
         ]
         return points + [
-            {"days": self.window_days, "risk": self.risk, "risk_low": self.risk_low,
-             "risk_high": self.risk_high}
+            {"days": self.window_days, "risk": self.risk, "risk_ci_low": self.risk_ci_low,
+             "risk_ci_high": self.risk_ci_high}
         ]  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
@@ -398,8 +398,8 @@ class LookupResult:
         return {
             "about": self.about,
             "risk": self.risk,
-            "risk_low": self.risk_low,
-            "risk_high": self.risk_high,
+            "risk_ci_low": self.risk_ci_low,
+            "risk_ci_high": self.risk_ci_high,
             "risk_band": self.band,
             "risk_over_time": self.risk_over_time(),
             "curve_shape": self.curve_shape,
@@ -479,7 +479,7 @@ def lookup_risk(
     curve = curve_columns(rm, frame, rm.predict_risk(frame), low, high)
     horizons = [int(c.removeprefix("risk_").removesuffix("d")) for c in curve.columns[:-1:3]]
     points = {
-        h: tuple(float(curve[f"risk_{h}d{end}"].mean()) for end in ("", "_low", "_high"))
+        h: tuple(float(curve[f"risk_{h}d{end}"].mean()) for end in ("", "_ci_low", "_ci_high"))
         for h in horizons
     }
     contributions = rm.contributions(frame).mean(axis=0)
@@ -495,8 +495,8 @@ def lookup_risk(
     ]
     return LookupResult(
         risk=risk,
-        risk_low=float(np.mean(low)),
-        risk_high=float(np.mean(high)),
+        risk_ci_low=float(np.mean(low)),
+        risk_ci_high=float(np.mean(high)),
         band=str(bands.band([risk], rm.base_rate_)[0]),
         base_rate=float(rm.base_rate_),
         factors=factors,
@@ -684,7 +684,8 @@ def format_lookup(result: LookupResult) -> str:
         lines.append(result.about)
     lines.append(
         f"risk          {result.risk:.0%} of a recurrence within a year "
-        f"(interval {result.risk_low:.0%}-{result.risk_high:.0%})"
+        f"(95% confidence interval of the estimate {result.risk_ci_low:.0%}-"
+        f"{result.risk_ci_high:.0%})"
     )
     lines.append(f"band          {result.band} (baseline {result.base_rate:.0%})")
     lines.append(f"over time     {curve_words(result)}")

@@ -40,9 +40,16 @@ RISK_BANDS = ("low", "moderate", "high")
 # ``incidence.horizons`` but the last).
 CURVE_HORIZONS = (28, 90, 180)
 CURVE_RISK_COLUMNS = tuple(
-    f"risk_{h}d{end}" for h in CURVE_HORIZONS for end in ("", "_low", "_high")
+    f"risk_{h}d{end}" for h in CURVE_HORIZONS for end in ("", "_ci_low", "_ci_high")
 )
 CURVE_COLUMNS = (*CURVE_RISK_COLUMNS, "curve_shape")
+# Names files written before the interval was named for what it is (a confidence interval
+# of the model's estimate, not a range for the athlete's true risk) used; read as the new.
+LEGACY_NAMES = {
+    f"risk{h}{end}": f"risk{h}_ci{end}"
+    for h in ("", *(f"_{h}d" for h in CURVE_HORIZONS))
+    for end in ("_low", "_high")
+}
 # Temporaries of a predictions file end in this, so a run holding the file's lock can find
 # and remove what a killed run left behind (``pipeline.io.remove_stale_temporaries``).
 TEMP_SUFFIX = ".partial"
@@ -75,15 +82,15 @@ COLUMNS: tuple[PredictionColumn, ...] = (
     PredictionColumn("prediction_time", "date"),
     PredictionColumn("provisional", "flag"),
     PredictionColumn("risk", "probability"),
-    PredictionColumn("risk_low", "probability"),
-    PredictionColumn("risk_high", "probability"),
+    PredictionColumn("risk_ci_low", "probability"),
+    PredictionColumn("risk_ci_high", "probability"),
     # The cumulative incidence before the window's end (whose is ``risk``): blank in rows
     # written before the curve was scored (files kept by ``--only-new``); ``curve_shape`` says
     # whether the timing is the model's own (``fitted``) or the published one (``published``).
     *(
         PredictionColumn(f"risk_{h}d{end}", "probability", required=False)
         for h in CURVE_HORIZONS
-        for end in ("", "_low", "_high")
+        for end in ("", "_ci_low", "_ci_high")
     ),
     PredictionColumn("curve_shape", "text", required=False, nullable=True),
     PredictionColumn("risk_band", "band"),
@@ -158,12 +165,12 @@ def predictions_schema(names: Sequence[str] | None = None) -> pa.DataFrameSchema
     names = PREDICTION_COLUMNS if names is None else tuple(names)
     declared = [c for c in COLUMNS if c.name in names]
     checks = []
-    if {"risk", "risk_low", "risk_high"} <= set(names):
+    if {"risk", "risk_ci_low", "risk_ci_high"} <= set(names):
         checks.append(
             pa.Check(
-                lambda f: (f["risk_low"] <= f["risk"]) & (f["risk"] <= f["risk_high"]),
+                lambda f: (f["risk_ci_low"] <= f["risk"]) & (f["risk"] <= f["risk_ci_high"]),
                 name="risk_interval.order",
-                error="risk_low <= risk <= risk_high",
+                error="risk_ci_low <= risk <= risk_ci_high",
             )
         )
     unique = ["injury_id", "model_version"]
@@ -340,6 +347,9 @@ def read_predictions(
         raise PredictionsFileError(path, "predictions file not found") from None
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise PredictionsFileError(path, f"cannot read the predictions file ({exc})") from None
+    legacy = {old: new for old, new in LEGACY_NAMES.items() if old in raw.columns}
+    if legacy and not any(new in raw.columns for new in legacy.values()):
+        raw = raw.rename(columns=legacy)
     missing = [c for c in require if c not in raw.columns]
     header = str(raw.columns[0]) if len(raw.columns) == 1 else ""
     delimiter = next((d for d in (";", "\t", "|") if d in header), None)
@@ -364,7 +374,7 @@ def read_predictions(
         index=pd.RangeIndex(len(raw)),
     )
     # A file written before the curve was scored carries none: its curve reads as blank.
-    if "risk_high" in frame.columns and not any(c in raw.columns for c in CURVE_COLUMNS):
+    if "risk_ci_high" in frame.columns and not any(c in raw.columns for c in CURVE_COLUMNS):
         frame = frame.assign(
             **{c: np.full(len(frame), np.nan) for c in CURVE_RISK_COLUMNS},
             curve_shape=pd.Series([None] * len(frame), dtype=str, index=frame.index),
@@ -476,7 +486,7 @@ def _schema_error(path: Path, raw: pd.DataFrame, exc: pandera.errors.SchemaError
     if "unique" in check or "duplicate" in check.lower():
         rule = "one row per injury_id and model_version"
     else:
-        rule = "risk_low <= risk <= risk_high"
+        rule = "risk_ci_low <= risk <= risk_ci_high"
     return PredictionsFileError(
         path, f"{row}breaks the predictions contract: {rule}, got {first['failure_case']!r}"
     )

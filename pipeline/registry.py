@@ -275,8 +275,8 @@ class RiskPyfunc(mlflow.pyfunc.PythonModel):
 
     The wrapped object needs ``predict_risk(X)``, ``predict_interval(X) -> (low, high)``
     and ``contributions(X)``; it travels as a pickled artifact, not inside this wrapper.
-    Beside ``risk``, ``risk_low`` and ``risk_high`` the output has the cumulative incidence
-    by each earlier horizon with its interval (``risk_28d``, ``risk_28d_low``, ...) and
+    Beside ``risk``, ``risk_ci_low`` and ``risk_ci_high`` the output has the cumulative incidence
+    by each earlier horizon with its interval (``risk_28d``, ``risk_28d_ci_low``, ...) and
     ``curve_shape``: the wrapped object's ``timing_`` when it has one, else the published
     timing (:func:`pipeline.curve.curve_columns`).
     The feature definition it was trained on (``features.definition``) travels beside it
@@ -317,7 +317,7 @@ class RiskPyfunc(mlflow.pyfunc.PythonModel):
         low, high = self._risk_model.predict_interval(model_input)
         low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
         out = pd.DataFrame(
-            {"risk": risk, "risk_low": low, "risk_high": high}, index=model_input.index
+            {"risk": risk, "risk_ci_low": low, "risk_ci_high": high}, index=model_input.index
         )
         # The cumulative incidence by each earlier horizon; the window's is ``risk``.
         curve = curve_columns(self._risk_model, model_input, risk, low, high)

@@ -184,7 +184,9 @@ def score_episodes(
     # from the same pass.
     assessed = risk_model.assess(features)
     risk = assessed.risk
-    curve = curve_frame(risk_model, features, assessed.risk, assessed.risk_low, assessed.risk_high)
+    curve = curve_frame(
+        risk_model, features, assessed.risk, assessed.risk_ci_low, assessed.risk_ci_high
+    )
     frame = pd.DataFrame(
         {
             "injury_id": episodes["injury_id"].astype(str).to_numpy(),
@@ -193,8 +195,8 @@ def score_episodes(
             "prediction_time": episodes["prediction_time"].astype("datetime64[ns]").to_numpy(),
             "provisional": episodes["provisional"].to_numpy(dtype=bool),
             "risk": risk,
-            "risk_low": assessed.risk_low,
-            "risk_high": assessed.risk_high,
+            "risk_ci_low": assessed.risk_ci_low,
+            "risk_ci_high": assessed.risk_ci_high,
             **{c: curve[c].to_numpy() for c in CURVE_COLUMNS},
             "risk_band": bands.band(risk, risk_model.base_rate_),
             "top_factors": factors_text(features, assessed.contributions, n_factors),

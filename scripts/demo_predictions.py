@@ -22,7 +22,7 @@ import pandas as pd
 TODAY = dt.date(2026, 11, 26)
 ATHLETES = 2000
 SEED = 20261126
-COMPARED = ["injury_id", "model_version", "risk", "risk_low", "risk_high", "risk_band",
+COMPARED = ["injury_id", "model_version", "risk", "risk_ci_low", "risk_ci_high", "risk_band",
             "top_factors"]  # fmt: skip
 
 

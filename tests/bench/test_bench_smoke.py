@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.__main__ import run
+from bench.__main__ import merge_sections, run
 from bench.curves import CurvesSettings
 from bench.lookup import LookupBench, render_lookup
 from bench.measure import Spread, run_child
@@ -99,3 +99,20 @@ def test_child_peak_memory_is_its_own() -> None:
     small = run_child(["python3", "-c", "pass"])
     assert big.returncode == small.returncode == 0
     assert big.max_rss_bytes > 150 * 1024**2 > small.max_rss_bytes
+
+
+def test_a_section_measured_alone_replaces_its_namesake_and_keeps_the_rest() -> None:
+    document = (
+        "# Benchmarks\n\nheader\n\n## Data\n\nold data\n\n## Ladder\n\nold ladder\n\n"
+        "## Notes\n\n- n\n"
+    )
+    stamp = "*measured alone*"
+    merged = merge_sections(
+        document, ["## Ladder\n\nnew ladder", "## Risk over time\n\nnew curves"], stamp
+    )
+    assert "old ladder" not in merged and "new ladder" in merged
+    assert "old data" in merged and merged.startswith("# Benchmarks\n\nheader\n\n## Data")
+    # A new section goes before the notes, and each one measured alone says so.
+    assert merged.index("## Risk over time") < merged.index("## Notes")
+    assert merged.count(stamp) == 2
+    assert merged.index("## Ladder\n\n*measured alone*\n\nnew ladder") > 0

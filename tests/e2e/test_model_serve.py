@@ -91,7 +91,10 @@ def test_served_model_scores_a_record_like_the_in_process_model(
     risk = served["predictions"][0]["risk"]
     assert risk == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert (
-        0 <= served["predictions"][0]["risk_low"] <= risk <= served["predictions"][0]["risk_high"]
+        0
+        <= served["predictions"][0]["risk_ci_low"]
+        <= risk
+        <= served["predictions"][0]["risk_ci_high"]
     )
     # The risk over time travels with it: monotone, ending at the one-year risk.
     row = served["predictions"][0]

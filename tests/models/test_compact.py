@@ -71,7 +71,7 @@ def test_compact_gives_the_full_models_risk_interval_and_contributions(fitted, r
 
 def test_compact_assess_equals_the_full_assess(fitted, rows):
     got, expected = fitted.compact().assess(rows), fitted.assess(rows)
-    for name in ("risk", "risk_low", "risk_high"):
+    for name in ("risk", "risk_ci_low", "risk_ci_high"):
         assert_allclose(getattr(got, name), getattr(expected, name), **CLOSE)
     assert_allclose(got.contributions.to_numpy(), expected.contributions.to_numpy(), **CLOSE)
     assert fitted.compact().assess(rows, contributions=False).contributions is None

@@ -54,15 +54,15 @@ def test_a_model_without_timing_gets_the_published_shape_and_says_so():
     low, high = risk * 0.8, np.minimum(risk * 1.2, 1.0)
     frame, source = risk_curve(_OneYear(), _frame(3), risk, low, high, published)
     assert source == SHAPE_PUBLISHED
-    assert list(frame.columns[:3]) == ["risk_28d", "risk_28d_low", "risk_28d_high"]
+    assert list(frame.columns[:3]) == ["risk_28d", "risk_28d_ci_low", "risk_28d_ci_high"]
     assert "risk_365d" not in frame.columns
     curve = frame[["risk_28d", "risk_90d", "risk_180d"]].to_numpy()
     np.testing.assert_allclose(curve, risk[:, None] * np.asarray(published.shape[:-1]))
     # Monotone in the horizon, below the one-year risk, and inside its own interval.
     assert np.all(np.diff(np.c_[curve, risk], axis=1) >= 0)
     for h in (28, 90, 180):
-        assert np.all(frame[f"risk_{h}d_low"] <= frame[f"risk_{h}d"])
-        assert np.all(frame[f"risk_{h}d"] <= frame[f"risk_{h}d_high"])
+        assert np.all(frame[f"risk_{h}d_ci_low"] <= frame[f"risk_{h}d"])
+        assert np.all(frame[f"risk_{h}d"] <= frame[f"risk_{h}d_ci_high"])
 
 
 def test_a_fitted_timing_gives_the_kaplan_meier_shape_and_its_fixed_form_the_same_numbers():

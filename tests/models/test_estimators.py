@@ -191,8 +191,8 @@ def test_assess_equals_the_separate_methods(fitted, holdout):
     np.testing.assert_allclose(assessed.risk, fitted.predict_risk(X), rtol=0, atol=1e-12)
     low, high = fitted.predict_interval(X, level=0.9)
     # Rounding apart: with contributions, LightGBM's raw score is their sum.
-    np.testing.assert_allclose(assessed.risk_low, low, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(assessed.risk_high, high, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(assessed.risk_ci_low, low, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(assessed.risk_ci_high, high, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(assessed.contributions, fitted.contributions(X), atol=1e-12)
     assert fitted.assess(X, contributions=False).contributions is None
 

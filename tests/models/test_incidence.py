@@ -176,7 +176,7 @@ def test_curves_are_monotone_and_equal_the_risk_at_a_year():
     assert (np.diff(curves.risk, axis=1) >= 0).all()
     assert (curves.low <= curves.risk).all() and (curves.risk <= curves.high).all()
     frame = curves.frame(X.index)
-    assert list(frame.columns[:3]) == ["risk_28d", "risk_28d_low", "risk_28d_high"]
+    assert list(frame.columns[:3]) == ["risk_28d", "risk_28d_ci_low", "risk_28d_ci_high"]
     np.testing.assert_array_equal(frame["risk_365d"], risk)
 
 
@@ -220,17 +220,19 @@ def test_interval_combines_level_and_timing():
     shape_low[:, -1] = shape_high[:, -1] = 1.0
     risk = rng.uniform(0, 0.6, size=n)
     risk[0] = 0.0
-    risk_low, risk_high = risk * 0.7, np.minimum(risk * 1.4, 1.0)
-    level_only = cumulative_incidence(risk, shape, HORIZONS, risk_low, risk_high)
-    both = cumulative_incidence(risk, shape, HORIZONS, risk_low, risk_high, shape_low, shape_high)
+    risk_ci_low, risk_ci_high = risk * 0.7, np.minimum(risk * 1.4, 1.0)
+    level_only = cumulative_incidence(risk, shape, HORIZONS, risk_ci_low, risk_ci_high)
+    both = cumulative_incidence(
+        risk, shape, HORIZONS, risk_ci_low, risk_ci_high, shape_low, shape_high
+    )
     np.testing.assert_array_equal(both.risk, level_only.risk)
     assert (both.low <= level_only.low + 1e-15).all()
     assert (both.high >= level_only.high - 1e-15).all()
     assert (both.low <= both.risk).all() and (both.risk <= both.high).all()
     assert (np.diff(both.low, axis=1) >= 0).all() and (np.diff(both.high, axis=1) >= 0).all()
-    np.testing.assert_array_equal(both.low[:, -1], risk_low)
-    np.testing.assert_array_equal(both.high[:, -1], risk_high)
-    assert (both.high <= risk_high[:, None]).all()
+    np.testing.assert_array_equal(both.low[:, -1], risk_ci_low)
+    np.testing.assert_array_equal(both.high[:, -1], risk_ci_high)
+    assert (both.high <= risk_ci_high[:, None]).all()
     assert both.low[0].max() == 0 and np.isfinite(both.high).all()
 
 

@@ -191,8 +191,10 @@ def test_more_prior_injuries_never_lowers_risk(model, reference):
 def test_interval_contains_risk_and_widens_with_level(model, reference):
     narrow = model.assess(reference, level=0.8, contributions=False)
     wide = model.assess(reference, level=0.95, contributions=False)
-    assert np.all(wide.risk_low < wide.risk) and np.all(wide.risk < wide.risk_high)
-    assert np.all(wide.risk_low <= narrow.risk_low) and np.all(narrow.risk_high <= wide.risk_high)
+    assert np.all(wide.risk_ci_low < wide.risk) and np.all(wide.risk < wide.risk_ci_high)
+    assert np.all(wide.risk_ci_low <= narrow.risk_ci_low) and np.all(
+        narrow.risk_ci_high <= wide.risk_ci_high
+    )
     assert model.assess(reference, contributions=False).contributions is None
 
 
@@ -208,8 +210,8 @@ def test_interval_matches_monte_carlo_over_published_uncertainty(model, referenc
     low, high = np.quantile(risk, [0.025, 0.975], axis=0)
     assessed = model.assess(rows, contributions=False)
     # Quantiles of 40,000 draws: a few thousandths on the risk scale.
-    assert np.allclose(assessed.risk_low, low, atol=0.01)
-    assert np.allclose(assessed.risk_high, high, atol=0.01)
+    assert np.allclose(assessed.risk_ci_low, low, atol=0.01)
+    assert np.allclose(assessed.risk_ci_high, high, atol=0.01)
 
 
 def test_typical_episode_carries_only_the_baseline_uncertainty(model, reference):
@@ -221,7 +223,7 @@ def test_typical_episode_carries_only_the_baseline_uncertainty(model, reference)
     z = model.term_matrix(typical)
     se = math.sqrt(model.intercept_se_**2 + float(((z**2) @ model.coef_se_**2)[0]))
     eta = logit(assessed.risk[0])
-    assert logit(assessed.risk_high[0]) - eta == pytest.approx(Z95 * se, rel=1e-6)
+    assert logit(assessed.risk_ci_high[0]) - eta == pytest.approx(Z95 * se, rel=1e-6)
 
 
 # ---- errors ------------------------------------------------------------------------------

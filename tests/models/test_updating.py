@@ -99,8 +99,8 @@ def test_updated_model_interface_matches_the_literature_model(base, frame):
     model = result.model
     assert isinstance(model, UpdatedModel)
     assessed = model.assess(frame.iloc[:200])
-    assert np.all(assessed.risk_low <= assessed.risk) and np.all(
-        assessed.risk <= assessed.risk_high
+    assert np.all(assessed.risk_ci_low <= assessed.risk) and np.all(
+        assessed.risk <= assessed.risk_ci_high
     )
     assert list(assessed.contributions.columns) == list(base.feature_names_in_)
     total = model.intercept_ + assessed.contributions.sum(axis=1).to_numpy()

@@ -47,10 +47,10 @@ def _assert_curves(frame: pd.DataFrame) -> None:
     assert np.isfinite(values).all()
     assert np.all(np.diff(values, axis=1) >= 0), "a curve falls with the horizon"
     for h in (28, 90, 180):
-        assert np.all(frame[f"risk_{h}d_low"] <= frame[f"risk_{h}d"])
-        assert np.all(frame[f"risk_{h}d"] <= frame[f"risk_{h}d_high"])
+        assert np.all(frame[f"risk_{h}d_ci_low"] <= frame[f"risk_{h}d"])
+        assert np.all(frame[f"risk_{h}d"] <= frame[f"risk_{h}d_ci_high"])
         # Never above the one-year upper bound.
-        assert np.all(frame[f"risk_{h}d_high"] <= frame["risk_high"] + 1e-12)
+        assert np.all(frame[f"risk_{h}d_ci_high"] <= frame["risk_ci_high"] + 1e-12)
 
 
 def test_the_registered_model_carries_its_timing(loaded):
@@ -66,7 +66,7 @@ def test_scores_carry_monotone_curves_ending_at_the_risk(loaded):
     assert set(predictions["curve_shape"]) == {"fitted"}
     assert (
         list(predictions.columns).index("risk_28d")
-        == list(predictions.columns).index("risk_high") + 1
+        == list(predictions.columns).index("risk_ci_high") + 1
     )
 
 
@@ -79,7 +79,7 @@ def test_the_pyfunc_gives_the_same_curve_as_scoring(loaded):
     episodes = index_episodes(cohort, pd.Timestamp("2026-11-01").date(), FEATURES.outcome)
     features = model.feature_frame(cohort, episodes)
     out = loaded["pyfunc"].predict(registry.as_model_input(features).reset_index(drop=True))
-    assert [c for c in out.columns] == ["risk", "risk_low", "risk_high", *CURVE_COLUMNS]
+    assert [c for c in out.columns] == ["risk", "risk_ci_low", "risk_ci_high", *CURVE_COLUMNS]
     _assert_curves(out)
     np.testing.assert_allclose(
         out["risk_28d"].to_numpy(), predictions["risk_28d"].to_numpy(), rtol=1e-9
@@ -163,7 +163,7 @@ def test_lookup_prints_the_curve_in_words_and_json(loaded):
     assert points[-1]["risk"] == result.risk
     risks = [p["risk"] for p in points]
     assert risks == sorted(risks)
-    assert all(p["risk_low"] <= p["risk"] <= p["risk_high"] for p in points)
+    assert all(p["risk_ci_low"] <= p["risk"] <= p["risk_ci_high"] for p in points)
     text = format_lookup(result)
     assert f"{risks[0]:.0%} within 4 weeks" in text
     assert f"{result.risk:.0%} within the year" in text

@@ -22,7 +22,7 @@ from pipeline.episodes import index_episodes
 from pipeline.model_cache import FeatureDefinitionError, load_model
 from pipeline.validate import validate_cohort
 
-COMPARED = ["injury_id", "risk", "risk_low", "risk_high", "risk_band", "top_factors"]
+COMPARED = ["injury_id", "risk", "risk_ci_low", "risk_ci_high", "risk_band", "top_factors"]
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def test_with_nothing_known_the_risk_is_the_baseline(model):
     assert result.risk < rm.base_rate_ * SETTINGS.bands.high_from
     assert result.band == "moderate"
     assert result.factors == [] and result.lower_risk == []
-    assert result.risk_low <= result.risk <= result.risk_high
+    assert result.risk_ci_low <= result.risk <= result.risk_ci_high
 
 
 def test_same_lookup_same_answer(model):

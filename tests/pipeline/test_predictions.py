@@ -38,8 +38,8 @@ def sample(n: int = 6, seed: int = 0) -> pd.DataFrame:
             ),
             "provisional": np.arange(n) % 3 == 0,
             "risk": risk,
-            "risk_low": risk * rng.uniform(0.5, 1.0, n),
-            "risk_high": np.minimum(risk * rng.uniform(1.0, 1.5, n), 1.0),
+            "risk_ci_low": risk * rng.uniform(0.5, 1.0, n),
+            "risk_ci_high": np.minimum(risk * rng.uniform(1.0, 1.5, n), 1.0),
             "risk_band": ["low", "moderate", "high"] * (n // 3),
             "top_factors": ["strength 82% of the other side (raises risk); age 31 (lowers risk)"]
             * n,
@@ -67,6 +67,28 @@ def test_a_written_file_reads_back_identical_to_the_bit(tmp_path, name):
     assert read[list(predictions.CURVE_RISK_COLUMNS)].isna().all().all()
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.parquet"])
+def test_a_file_with_the_former_interval_names_reads_under_the_new_ones(tmp_path, name):
+    """Files written when the interval was called ``risk_low``/``risk_high`` (and
+    ``risk_28d_low``...) are read with ``risk_ci_low``/``risk_ci_high``, values unchanged."""
+    frame = sample()
+    curve = {f"risk_{h}d{end}": frame["risk"] * 0.5 for h in predictions.CURVE_HORIZONS
+             for end in ("", "_low", "_high")}  # fmt: skip
+    old = frame.rename(columns={"risk_ci_low": "risk_low", "risk_ci_high": "risk_high"}).assign(
+        **curve
+    )
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        old.to_csv(path, index=False)
+    else:
+        old.to_parquet(path, index=False)
+    read = read_predictions(path)
+    np.testing.assert_allclose(read["risk_ci_low"], frame["risk_ci_low"], rtol=1e-12)
+    np.testing.assert_allclose(read["risk_ci_high"], frame["risk_ci_high"], rtol=1e-12)
+    np.testing.assert_allclose(read["risk_28d_ci_high"], frame["risk"] * 0.5, rtol=1e-12)
+    assert "risk_low" not in read.columns
 
 
 @pytest.mark.parametrize("name", ["p.csv", "p.parquet"])
@@ -133,7 +155,7 @@ def test_csv_cells_read_as_a_person_wrote_them(tmp_path):
         ("injury_id", "I 1", r"row 2, column injury_id: must be an id"),
         ("risk_band", "extreme", r"row 2, column risk_band: must be one of low, moderate, high"),
         ("scored_at", "yesterday", r"row 2, column scored_at: must be an ISO 8601 time"),
-        ("risk_low", "0.99", r"row 2, breaks the predictions contract: risk_low <= risk"),
+        ("risk_ci_low", "0.99", r"row 2, breaks the predictions contract: risk_ci_low <= risk"),
         ("injury_id", "I000", r"one row per injury_id and model_version"),
     ],
 )

@@ -206,7 +206,12 @@ def test_model_carries_signature_code_and_an_id_free_input_example(logged, home)
     assert info.signature.inputs.input_names() == ["prior_injuries", "strength_lsi", "grade"]
     assert not any(spec.required for spec in info.signature.inputs.inputs)
     # The one-year risk with its interval, then the curve over the configured horizons.
-    assert info.signature.outputs.input_names() == ["risk", "risk_low", "risk_high", *CURVE_COLUMNS]
+    assert info.signature.outputs.input_names() == [
+        "risk",
+        "risk_ci_low",
+        "risk_ci_high",
+        *CURVE_COLUMNS,
+    ]
     model_dirs = list((home / "mlartifacts").rglob("MLmodel"))
     assert len(model_dirs) == 2
     for packaged in model_dirs:
@@ -354,10 +359,10 @@ def test_champion_loads_and_predicts_exactly_like_the_fitted_model(logged):
     frame = feature_frame(50, seed=3)
     predicted = loaded.predict(frame)
     expected = logged["models"][1]
-    assert list(predicted.columns) == ["risk", "risk_low", "risk_high", *CURVE_COLUMNS]
+    assert list(predicted.columns) == ["risk", "risk_ci_low", "risk_ci_high", *CURVE_COLUMNS]
     assert predicted.drop(columns="curve_shape").dtypes.eq("float64").all()
     np.testing.assert_array_equal(predicted["risk"].to_numpy(), expected.predict_risk(frame))
-    assert ((predicted["risk_low"] <= predicted["risk"]) & (predicted["risk"] <= 1)).all()
+    assert ((predicted["risk_ci_low"] <= predicted["risk"]) & (predicted["risk"] <= 1)).all()
     assert predicted.index.equals(frame.index)
     # The wrapped object is reachable for contributions.
     unwrapped = loaded.unwrap_python_model().risk_model

@@ -46,7 +46,9 @@ def test_one_row_per_index_episode_with_risk_inside_its_interval(scored):
     assert predictions["injury_id"].tolist() == episodes["injury_id"].astype(str).tolist()
     risk = predictions["risk"].to_numpy()
     assert np.all((risk >= 0) & (risk <= 1))
-    assert np.all(predictions["risk_low"] <= risk) and np.all(risk <= predictions["risk_high"])
+    assert np.all(predictions["risk_ci_low"] <= risk) and np.all(
+        risk <= predictions["risk_ci_high"]
+    )
     assert (predictions["model_version"] == scored["model"].version).all()
 
 
@@ -184,8 +186,8 @@ def test_csv_round_trip_keeps_every_digit(scored, trained_model, tmp_path):
             "row 1, column provisional: must be True or False, got 'maybe'",
         ),
         (
-            lambda f: f.assign(risk_low=f["risk_high"]),
-            r"row 1, breaks the predictions contract: risk_low <= risk <= risk_high",
+            lambda f: f.assign(risk_ci_low=f["risk_ci_high"]),
+            r"row 1, breaks the predictions contract: risk_ci_low <= risk <= risk_ci_high",
         ),
     ],
 )

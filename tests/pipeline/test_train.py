@@ -233,7 +233,7 @@ def test_a_small_clinic_gets_a_model_that_splits_and_intervals_that_are_not_empt
     # Risks that follow the truth: Spearman's rho three null standard errors above zero.
     rho = spearmanr(assessed.risk, true_risk).statistic
     assert rho > 3 / np.sqrt(len(true_risk) - 1)
-    assert (assessed.risk_high - assessed.risk_low > 0).all()
+    assert (assessed.risk_ci_high - assessed.risk_ci_low > 0).all()
     assert len(model.members_) >= 8
 
 

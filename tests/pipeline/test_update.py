@@ -74,7 +74,7 @@ def test_first_lookup_on_a_fresh_store_registers_the_literature_model(literature
     assert document["model_kind"] == "literature"
     assert document["checked_against_outcomes"] is False
     assert document["model_version"] == "1"
-    assert 0 < document["risk_low"] < document["risk"] < document["risk_high"] < 1
+    assert 0 < document["risk_ci_low"] < document["risk"] < document["risk_ci_high"] < 1
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HAMRISK_HOME", str(literature_store["home"]))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)

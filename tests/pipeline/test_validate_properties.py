@@ -28,9 +28,13 @@ NASTY = [
 
 # No bare carriage return: pandas' CSV writer leaves it unquoted, and in CSV it then is a
 # line break, so the file would hold another row than the frame the test compares it with.
+# No lone surrogate: no UTF-8 file can hold one (its bytes are an invalid file, a case of
+# its own), and pandas' Arrow-backed strings refuse it before any file is written.
 cell_values = st.one_of(
     st.sampled_from(NASTY),
-    st.text(alphabet=st.characters(exclude_characters="\r"), max_size=12),
+    st.text(
+        alphabet=st.characters(exclude_characters="\r", exclude_categories=("Cs",)), max_size=12
+    ),
 )
 
 
