@@ -66,11 +66,16 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from glum import GeneralizedLinearRegressor
 from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from models.censoring import ipcw_weights
 from models.curve import (  # noqa: F401  (re-exported: the curve of a fitted model)
@@ -140,6 +145,18 @@ class RecurrencePeriods:
         )
 
 
+@dataclass(frozen=True)
+class LinearTiming:
+    """A shift of every bin's log-odds by ``intercept + z @ coef``, ``z`` the episode's
+    standardised timing features (:meth:`TimingModel._linear_z`)."""
+
+    intercept: float
+    coef: np.ndarray
+
+    def logit(self, z: np.ndarray) -> np.ndarray:
+        return self.intercept + z @ self.coef
+
+
 def recurrence_periods(
     event_days: np.ndarray, weights: np.ndarray, bin_edges: Sequence[float]
 ) -> RecurrencePeriods:
@@ -198,18 +215,27 @@ class TimingModel(BaseEstimator):
         max_rounds: most boosting rounds tried by cross-validation (0: the cohort's shape).
         learning_rate, num_leaves, reg_lambda: LightGBM's.
         min_leaf_events: about how many (weighted) recurrences a leaf needs.
-        cv: grouped folds for choosing the number of rounds.
+        linear_features: numeric or boolean features whose linear effect on every bin's
+            log-odds of the hazard is fitted before the trees (empty: none); each a column
+            of ``X``.
+        linear_penalties: L2 strengths tried for the linear effects (glum's ``alpha``, per
+            unit of weight, on standardised features); the cross-validated best of these
+            and of no linear effect at all is kept.
+        cv: grouped folds for choosing the penalty and the number of rounds.
         n_bootstrap: refits on athletes resampled with replacement, for
             :meth:`predict_shape_interval` (0: none).
         categorical: features to treat as categories (text columns always are).
         random_state: seed for folds and LightGBM.
 
     Fitted attributes: ``prep_``, ``feature_names_in_``, ``n_features_in_``,
-    ``pooled_timing_`` (the cohort's ``q``, one per bin but the last), ``cv_loss_``
+    ``pooled_timing_`` (the cohort's ``q``, one per bin but the last), ``linear_``
+    (:class:`LinearTiming`, ``None`` when no linear effect was kept), ``linear_penalty_``
+    (the penalty kept, ``None`` for none), ``linear_cv_loss_`` (held-out weighted log loss
+    summed over folds: no linear effect, then each penalty), ``cv_loss_``
     (held-out weighted log loss summed over folds, by number of rounds from 0),
     ``n_rounds_`` (the cross-validated optimum if clear of noise, else 0), ``booster_``
-    (``None`` for zero rounds), ``members_`` (the bootstrap refits' pooled timing and
-    booster).
+    (``None`` for zero rounds), ``members_`` (the bootstrap refits' pooled timing, linear
+    effects and booster).
     """
 
     def __init__(
@@ -221,6 +247,8 @@ class TimingModel(BaseEstimator):
         num_leaves: int = 4,
         min_leaf_events: float = 10.0,
         reg_lambda: float = 10.0,
+        linear_features: Sequence[str] = (),
+        linear_penalties: Sequence[float] = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003),
         cv: int = 5,
         n_bootstrap: int = 20,
         categorical: Sequence[str] | None = None,
@@ -233,6 +261,8 @@ class TimingModel(BaseEstimator):
         self.num_leaves = num_leaves
         self.min_leaf_events = min_leaf_events
         self.reg_lambda = reg_lambda
+        self.linear_features = linear_features
+        self.linear_penalties = linear_penalties
         self.cv = cv
         self.n_bootstrap = n_bootstrap
         self.categorical = categorical
@@ -250,6 +280,8 @@ class TimingModel(BaseEstimator):
             num_leaves=config.num_leaves,
             min_leaf_events=config.min_leaf_events,
             reg_lambda=config.reg_lambda,
+            linear_features=tuple(config.linear_features),
+            linear_penalties=tuple(config.linear_penalties),
             cv=config.cv_folds,
             n_bootstrap=config.n_bootstrap,
             categorical=categorical,
@@ -316,16 +348,27 @@ class TimingModel(BaseEstimator):
         self.feature_names_in_ = self.prep_.feature_names_
         self.n_features_in_ = len(self.feature_names_in_)
         self.pooled_timing_ = pooled_timing(periods, len(edges))
-        matrix = self._design(self.prep_.transform(X), periods.episode, periods.bin)
+        m = self.prep_.transform(X)
+        matrix = self._design(m, periods.episode, periods.bin)
+        z = self._fit_linear_design(m)
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        fold_losses = self._cross_validated_loss(matrix, periods, g[periods.episode], seed, rng)
+        folds = self._folds(g[periods.episode], rng, linear=z is not None)
+        linear_losses = self._cross_validated_linear(z, periods, folds)
+        self.linear_cv_loss_ = linear_losses.sum(axis=0)
+        choice = int(np.argmin(self.linear_cv_loss_))
+        self.linear_penalty_ = None if choice == 0 else float(self.linear_penalties[choice - 1])
+        self.linear_ = None
+        if self.linear_penalty_ is not None:
+            self.linear_ = _fit_linear(z, periods, self.pooled_timing_, self.linear_penalty_)
+        fold_losses = self._cross_validated_loss(matrix, z, periods, folds, seed)
         self.cv_loss_ = fold_losses.sum(axis=0)
         self.n_rounds_ = _rounds_if_clear_of_noise(fold_losses)
         self.booster_, self.members_ = None, []
         if self.n_rounds_ > 0:
-            self.booster_ = self._refit(matrix, periods, self.pooled_timing_, seed)
+            offset = self._offset(z, periods, self.pooled_timing_, self.linear_)
+            self.booster_ = self._refit(matrix, periods, offset, seed)
         labels, index = np.unique(g[periods.episode], return_inverse=True)
         for _ in range(self.n_bootstrap):
             # Resampling athletes with replacement = weighting each row by how many times
@@ -337,17 +380,98 @@ class TimingModel(BaseEstimator):
                 member.episode, member.bin, member.event, member.weight * times[index][drawn]
             )
             q = pooled_timing(member, len(edges))
-            booster = None
+            linear = booster = None
+            if self.linear_penalty_ is not None:
+                linear = _fit_linear(z, member, q, self.linear_penalty_)
             if self.n_rounds_ > 0:
-                booster = self._refit(matrix[drawn], member, q, seed)
-            self.members_.append((q, booster))
+                offset = self._offset(z, member, q, linear)
+                booster = self._refit(matrix[drawn], member, offset, seed)
+            self.members_.append((q, linear, booster))
         return self
 
     def _refit(
-        self, matrix: np.ndarray, periods: RecurrencePeriods, q: np.ndarray, seed: int
+        self, matrix: np.ndarray, periods: RecurrencePeriods, offset: np.ndarray, seed: int
     ) -> lgb.Booster:
-        data = self._dataset(matrix, periods, _offset(periods, q))
+        data = self._dataset(matrix, periods, offset)
         return lgb.train(self._params(seed), data, num_boost_round=self.n_rounds_)
+
+    # ---- the linear effects --------------------------------------------------------
+
+    def _fit_linear_design(self, m: np.ndarray) -> np.ndarray | None:
+        """Fit the standardisation of the linear timing features (a blank read as the
+        median; an indicator of each blank doubled the parameters and lost the effect in
+        cross-validation at 2,000 simulated athletes) and return their design for ``m``;
+        ``None`` if none."""
+        self.linear_prep_ = None
+        if not self.linear_features:
+            return None
+        names = list(self.feature_names_in_)
+        unknown = [f for f in self.linear_features if f not in names]
+        if unknown:
+            raise ValueError(f"linear_features {unknown} are not columns of X")
+        text = [f for f in self.linear_features if self.prep_.kinds_[f] == "categorical"]
+        if text:
+            raise ValueError(f"linear_features must be numeric or boolean; {text} are categories")
+        self.linear_index_ = [names.index(f) for f in self.linear_features]
+        self.linear_prep_ = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("scale", StandardScaler()),
+            ]
+        ).fit(m[:, self.linear_index_])  # fmt: skip
+        return self._linear_z(m)
+
+    def _linear_z(self, m: np.ndarray) -> np.ndarray | None:
+        prep = getattr(self, "linear_prep_", None)  # None, or absent in older pickles
+        return None if prep is None else prep.transform(m[:, self.linear_index_])
+
+    def _offset(
+        self,
+        z: np.ndarray | None,
+        periods: RecurrencePeriods,
+        q: np.ndarray,
+        linear: LinearTiming | None,
+    ) -> np.ndarray:
+        """Each row's log-odds before the trees: the pooled ``q`` plus the linear effects."""
+        offset = _offset(periods, q)
+        if linear is not None:
+            offset = offset + linear.logit(z[periods.episode])
+        return offset
+
+    def _folds(
+        self, groups: np.ndarray, rng: np.random.RandomState, linear: bool
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Grouped folds of the person-period rows (an athlete's in one fold); none when
+        there is nothing to choose or fewer athletes with a recurrence than folds."""
+        if (self.max_rounds == 0 and not linear) or len(np.unique(groups)) < self.cv:
+            return []
+        folds = GroupKFold(
+            n_splits=self.cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
+        )
+        return list(folds.split(groups, groups=groups))
+
+    def _cross_validated_linear(
+        self,
+        z: np.ndarray | None,
+        periods: RecurrencePeriods,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+    ) -> np.ndarray:
+        """``(folds, 1 + penalties)``: each fold's held-out loss with no linear effect,
+        then with the linear effects at each penalty (``(1, 1)`` zeros: nothing to try)."""
+        if z is None or not folds:
+            return np.zeros((1, 1))
+        n_bins = len(self.bin_edges)
+        losses = np.empty((len(folds), 1 + len(self.linear_penalties)))
+        for f, (train, test) in enumerate(folds):
+            train_periods, test_periods = periods.take(train), periods.take(test)
+            q = pooled_timing(train_periods, n_bins)
+            losses[f, 0] = _log_loss(test_periods, _offset(test_periods, q))
+            for k, alpha in enumerate(self.linear_penalties):
+                linear = _fit_linear(z, train_periods, q, alpha)
+                losses[f, k + 1] = _log_loss(
+                    test_periods, self._offset(z, test_periods, q, linear)
+                )
+        return losses
 
     def _design(self, m: np.ndarray, episode: np.ndarray, bin_: np.ndarray) -> np.ndarray:
         """Features of each row's episode and, last, the first day of the row's bin."""
@@ -417,28 +541,29 @@ class TimingModel(BaseEstimator):
     def _cross_validated_loss(
         self,
         matrix: np.ndarray,
+        z: np.ndarray | None,
         periods: RecurrencePeriods,
-        groups: np.ndarray,
+        folds: list[tuple[np.ndarray, np.ndarray]],
         seed: int,
-        rng: np.random.RandomState,
     ) -> np.ndarray:
-        """``(folds, rounds + 1)``: each fold's held-out loss by number of rounds from 0."""
+        """``(folds, rounds + 1)``: each fold's held-out loss by number of rounds from 0,
+        the trees starting from the fold's pooled timing and linear effects (if kept)."""
         # Fewer athletes with a recurrence than folds: nothing to validate on, so the
         # cohort's shape (zero rounds).
-        if self.max_rounds == 0 or len(np.unique(groups)) < self.cv:
+        if self.max_rounds == 0 or not folds:
             return np.zeros((1, 1))
-        folds = GroupKFold(
-            n_splits=self.cv, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
-        )
         n_bins = len(self.bin_edges)
         paths = []
-        for train, test in folds.split(matrix, groups=groups):
+        for train, test in folds:
             train_periods, test_periods = periods.take(train), periods.take(test)
             q = pooled_timing(train_periods, n_bins)
+            linear = None
+            if self.linear_penalty_ is not None:
+                linear = _fit_linear(z, train_periods, q, self.linear_penalty_)
             paths.append(
                 self._held_out_path(
-                    (matrix[train], train_periods, _offset(train_periods, q)),
-                    (matrix[test], test_periods, _offset(test_periods, q)),
+                    (matrix[train], train_periods, self._offset(z, train_periods, q, linear)),
+                    (matrix[test], test_periods, self._offset(z, test_periods, q, linear)),
                     seed,
                 )
             )
@@ -454,20 +579,33 @@ class TimingModel(BaseEstimator):
         still to come that fall in bin ``j``."""
         check_is_fitted(self, "pooled_timing_")
         m = self.prep_.transform(X)  # checks the columns even when no trees read them
-        return self._timing(m, self.pooled_timing_, self.booster_)
+        return self._timing(m, self.pooled_timing_, getattr(self, "linear_", None), self.booster_)
 
-    def _timing(self, m: np.ndarray, q: np.ndarray, booster: lgb.Booster | None) -> np.ndarray:
+    def _timing(
+        self,
+        m: np.ndarray,
+        q: np.ndarray,
+        linear: LinearTiming | None,
+        booster: lgb.Booster | None,
+    ) -> np.ndarray:
         n_rows = len(self.bin_edges) - 1
-        if booster is None:
+        if booster is None and linear is None:
             return np.tile(q, (len(m), 1))
-        base = logit(np.clip(q, _Q_CLIP, 1 - _Q_CLIP))
+        base = logit(np.clip(q, _Q_CLIP, 1 - _Q_CLIP))[None, :]
+        if linear is not None:
+            base = base + linear.logit(self._linear_z(m))[:, None]
+        if booster is None:
+            return expit(base)
+        base = np.broadcast_to(base, (len(m), n_rows))
         out = np.empty((len(m), n_rows))
         for start in range(0, len(m), _CHUNK_EPISODES):
             chunk = m[start : start + _CHUNK_EPISODES]
             episode = np.repeat(np.arange(len(chunk)), n_rows)
             bin_ = np.tile(np.arange(n_rows), len(chunk))
             raw = booster.predict(self._design(chunk, episode, bin_), raw_score=True)
-            out[start : start + len(chunk)] = expit(base + raw.reshape(len(chunk), n_rows))
+            out[start : start + len(chunk)] = expit(
+                base[start : start + len(chunk)] + raw.reshape(len(chunk), n_rows)
+            )
         return out
 
     def predict_shape_interval(
@@ -494,28 +632,35 @@ class TimingModel(BaseEstimator):
             raise ValueError("no bootstrap members: fit with n_bootstrap >= 2 for intervals")
         m = self.prep_.transform(X)
         shape = shape_from_timing(
-            self._timing(m, self.pooled_timing_, self.booster_), self.bin_edges, self.horizons
+            self._timing(m, self.pooled_timing_, getattr(self, "linear_", None), self.booster_),
+            self.bin_edges,
+            self.horizons,
         )
         members = np.stack(
             [
-                shape_from_timing(self._timing(m, q, b), self.bin_edges, self.horizons)
-                for q, b in self.members_
+                shape_from_timing(self._timing(m, *member), self.bin_edges, self.horizons)
+                for member in map(_member, self.members_)
             ]
         )
         return (shape, *_centred_interval(shape, members, level))
 
     def fixed(self, level: float = 0.95) -> FixedTiming | None:
-        """The fit as numpy arrays when it kept the cohort's shape (zero rounds, in the
-        bootstrap members too): the same shape and interval at ``level`` for every
-        episode, to the bit. ``None`` when trees make the shape depend on the features."""
+        """The fit as numpy arrays when it kept the cohort's shape (no linear effect and zero
+        rounds, in the bootstrap members too): the same shape and interval at ``level`` for
+        every episode, to the bit. ``None`` when the shape depends on the features."""
         check_is_fitted(self, "pooled_timing_")
-        if self.booster_ is not None or any(b is not None for _, b in self.members_):
+        members = [_member(member) for member in self.members_]
+        if (
+            self.booster_ is not None
+            or getattr(self, "linear_", None) is not None
+            or any(lin is not None or b is not None for _, lin, b in members)
+        ):
             return None
         shape = self.cohort_shape_[None, :]
         if len(self.members_) < 2:
             return FixedTiming(tuple(self.horizons), tuple(shape[0]))
         members = np.stack(
-            [shape_from_timing(q, self.bin_edges, self.horizons)[None, :] for q, _ in self.members_]
+            [shape_from_timing(q, self.bin_edges, self.horizons)[None, :] for q, _, _ in members]
         )
         low, high = _centred_interval(shape, members, level)
         return FixedTiming(
@@ -568,6 +713,34 @@ def _rounds_if_clear_of_noise(fold_losses: np.ndarray) -> int:
         return 0
     se = np.sqrt(folds) * gain[:, best].std(ddof=1)
     return best if -total[best] > se else 0
+
+
+def _member(member: tuple) -> tuple:
+    """A bootstrap member as ``(q, linear, booster)`` (older fits kept ``(q, booster)``)."""
+    return member if len(member) == 3 else (member[0], None, member[1])
+
+
+def _fit_linear(
+    z: np.ndarray, periods: RecurrencePeriods, q: np.ndarray, alpha: float
+) -> LinearTiming:
+    """The linear effects on every bin's log-odds, the pooled ``q`` as offset: an
+    L2-penalised weighted logistic regression (glum; intercept unpenalised)."""
+    glm = GeneralizedLinearRegressor(
+        family="binomial",
+        alpha=alpha,
+        l1_ratio=0.0,
+        fit_intercept=True,
+        gradient_tol=1e-8,
+        max_iter=200,
+    )
+    # One OpenMP thread: glum's threads cost more than they save on a few thousand rows
+    # (models/updating.py).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        glm.fit(
+            z[periods.episode], periods.event, sample_weight=periods.weight,
+            offset=_offset(periods, q),
+        )  # fmt: skip
+    return LinearTiming(float(glm.intercept_), np.asarray(glm.coef_, dtype=np.float64))
 
 
 def _offset(periods: RecurrencePeriods, q: np.ndarray) -> np.ndarray:

@@ -242,6 +242,10 @@ class IncidenceConfig(Section):
     num_leaves: int = Field(4, ge=2, le=256)
     min_leaf_events: float = Field(10.0, gt=0.0)
     reg_lambda: float = Field(10.0, ge=0.0)
+    # Features with a linear effect on the timing, fitted before the trees (sources in YAML),
+    # and the L2 strengths tried for them.
+    linear_features: tuple[str, ...] = ()
+    linear_penalties: tuple[PositiveFloat, ...] = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
     cv_folds: int = Field(5, ge=2, le=20)
     n_bootstrap: int = Field(20, ge=0, le=500)
     # The published timing, for a model version without a fitted timing (sources in YAML).
