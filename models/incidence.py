@@ -468,9 +468,7 @@ class TimingModel(BaseEstimator):
             losses[f, 0] = _log_loss(test_periods, _offset(test_periods, q))
             for k, alpha in enumerate(self.linear_penalties):
                 linear = _fit_linear(z, train_periods, q, alpha)
-                losses[f, k + 1] = _log_loss(
-                    test_periods, self._offset(z, test_periods, q, linear)
-                )
+                losses[f, k + 1] = _log_loss(test_periods, self._offset(z, test_periods, q, linear))
         return losses
 
     def _design(self, m: np.ndarray, episode: np.ndarray, bin_: np.ndarray) -> np.ndarray:

@@ -389,32 +389,23 @@ def test_bad_incidence_config_names_the_key(tmp_path, incidence, match):
 
 def simulate_speed(n: int, random_state: int, effect: float):
     """Timing that depends on one numeric feature: a Weibull (shape WEIBULL_SHAPE) whose log
-    scale is ``log(80) - effect * speed``, ``speed`` standard normal (a blank in 10% of
-    episodes, read as its median 0 by the simulation too), beside a pure-noise feature;
-    SUSCEPTIBLE of episodes recur some day, 30% are lost uniformly over the year."""
+    scale is ``log(80) - effect * speed``, ``speed`` standard normal and blank in 10% of
+    episodes, where the timing is that of speed 0 (the median a blank is read as), beside
+    a pure-noise feature; SUSCEPTIBLE of episodes recur some day, 30% are lost uniformly
+    over the year. Returns the true shape too."""
     rng = np.random.default_rng(random_state)
-    speed = rng.normal(size=n)
-    scale = 80.0 * np.exp(-effect * speed)
+    speed = np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n))
+    scale = 80.0 * np.exp(-effect * np.nan_to_num(speed))
     time = scale * (-np.log(rng.random(n))) ** (1 / WEIBULL_SHAPE)
     followed = np.where(rng.random(n) < 0.3, rng.uniform(1, 365, size=n), 400.0)
     recurred = (rng.random(n) < SUSCEPTIBLE) & (time <= np.minimum(followed, 365.0))
-    blank = rng.random(n) < 0.1
-    X = pd.DataFrame(
-        {"speed": np.where(blank, np.nan, speed), "noise": rng.normal(size=n)}
-    )
-    truth = np.column_stack(
-        [
-            weibull_cdf(h, np.where(blank, 80.0, scale)) / weibull_cdf(365.0, np.where(blank, 80.0, scale))
-            for h in HORIZONS
-        ]
-    )
+    X = pd.DataFrame({"speed": speed, "noise": rng.normal(size=n)})
+    truth = np.column_stack([weibull_cdf(h, scale) / weibull_cdf(365.0, scale) for h in HORIZONS])
     return X, followed, np.where(recurred, time, np.nan), rng.integers(0, n, size=n), truth
 
 
 def linear_model(**options) -> TimingModel:
-    return timing_model(
-        linear_features=("speed", "noise"), max_rounds=0, random_state=3, **options
-    )
+    return timing_model(linear_features=("speed", "noise"), max_rounds=0, random_state=3, **options)
 
 
 @pytest.mark.slow

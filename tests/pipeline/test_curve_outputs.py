@@ -173,9 +173,7 @@ def test_lookup_prints_the_curve_in_words_and_json(loaded):
 def _no_linear(incidence):
     """The configured timing without trees, bootstrap or linear effects (the frames here
     have no clinical columns)."""
-    return incidence.model_copy(
-        update={"max_rounds": 0, "n_bootstrap": 0, "linear_features": ()}
-    )
+    return incidence.model_copy(update={"max_rounds": 0, "n_bootstrap": 0, "linear_features": ()})
 
 
 def test_timing_is_fitted_on_the_training_inputs_with_a_loss_on_day_40():
