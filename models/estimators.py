@@ -656,10 +656,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             reference=self.reference_,
         )
         # The timing of recurrences (models.curve.risk_curve reads it): as numpy arrays when
-        # it is the cohort's shape for all, else the fitted model (loading LightGBM).
+        # it is the cohort's shape for all or that shape shifted by linear effects, else the
+        # fitted model (loading LightGBM).
         timing = getattr(self, "timing_", None)
         if timing is not None:
-            compact.timing_ = timing.fixed() or timing
+            compact = _with_timing(compact, timing)
         return compact
 
     def contributions(
@@ -758,6 +759,14 @@ def _path_contributions(booster: lgb.Booster, table: np.ndarray, m: np.ndarray) 
         )
         out[start : start + rows] = onehot @ table
     return out
+
+
+def _with_timing(compact, timing):
+    """``compact`` carrying ``timing`` in its lightest form (``TimingModel.compact``; a
+    timing pickled before that method, ``fixed``)."""
+    light = timing.compact() if hasattr(timing, "compact") else timing.fixed() or timing
+    compact.timing_ = light
+    return compact
 
 
 def _logistic_feature_map(prep: Pipeline, n_features: int) -> np.ndarray:

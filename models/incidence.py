@@ -83,25 +83,28 @@ import pandas as pd
 from glum import GeneralizedLinearRegressor
 from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
-from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from models.censoring import ipcw_weights
 from models.curve import (  # noqa: F401  (re-exported: the curve of a fitted model)
+    Q_CLIP,
     CumulativeIncidence,
     FixedTiming,
+    LinearShapeTiming,
+    LinearTiming,
+    Standardised,
+    centred_interval,
     cumulative_incidence,
+    linear_timing,
+    shape_from_timing,
 )
 from models.prep import FeaturePrep, check_weights
 
-# The pooled q of a bin enters the trees as a log-odds offset, so 0 and 1 are kept this far
-# away: a bin with no recurrence then adds at most 0.01% of the recurrences to the shape.
-_Q_CLIP = 1e-4
+# The pooled q of a bin enters as a log-odds offset, kept this far from 0 and 1 (curve.py).
+_Q_CLIP = Q_CLIP
 # Rounds without a better held-out loss after which a fold's boosting stops.
 _PATIENCE_ROUNDS = 100
 # Episodes per prediction chunk: bounds the (episodes x bins) x features matrix.
@@ -159,18 +162,6 @@ class RecurrencePeriods:
         )
 
 
-@dataclass(frozen=True)
-class LinearTiming:
-    """A shift of every bin's log-odds by ``intercept + z @ coef``, ``z`` the episode's
-    standardised timing features (:meth:`TimingModel._linear_z`)."""
-
-    intercept: float
-    coef: np.ndarray
-
-    def logit(self, z: np.ndarray) -> np.ndarray:
-        return self.intercept + z @ self.coef
-
-
 def recurrence_periods(
     event_days: np.ndarray, weights: np.ndarray, bin_edges: Sequence[float]
 ) -> RecurrencePeriods:
@@ -200,22 +191,6 @@ def pooled_timing(periods: RecurrencePeriods, n_bins: int) -> np.ndarray:
     hits = np.bincount(periods.bin, weights=periods.weight * periods.event, minlength=n_bins - 1)
     reached = np.bincount(periods.bin, weights=periods.weight, minlength=n_bins - 1)
     return np.divide(hits, reached, out=np.ones(n_bins - 1), where=reached > 0)
-
-
-def shape_from_timing(
-    q: np.ndarray, bin_edges: Sequence[float], horizons: Sequence[float]
-) -> np.ndarray:
-    """``P(T <= h | T <= W)`` at each horizon from the conditional bin hazards ``q``
-    (``(n, bins - 1)`` or ``(bins - 1,)``); exactly 1 at the last horizon."""
-    q = np.asarray(q, dtype=np.float64)
-    edges = np.asarray(bin_edges, dtype=np.float64)
-    with np.errstate(divide="ignore"):  # q = 1: every recurrence used up, log(0) = -inf
-        before = -np.expm1(np.cumsum(np.log1p(-np.minimum(q, 1.0)), axis=-1))
-    ones = np.ones((*before.shape[:-1], 1))
-    cdf = np.concatenate([before, ones], axis=-1)
-    shape = cdf[..., np.searchsorted(edges, np.asarray(horizons, dtype=np.float64))]
-    shape[..., -1] = 1.0
-    return shape
 
 
 class TimingModel(BaseEstimator):
@@ -416,7 +391,7 @@ class TimingModel(BaseEstimator):
         median; an indicator of each blank doubled the parameters and lost the effect in
         cross-validation at 2,000 simulated athletes) and return their design for ``m``;
         ``None`` if none."""
-        self.linear_prep_ = None
+        self.linear_design_ = None
         if not self.linear_features:
             return None
         names = list(self.feature_names_in_)
@@ -426,18 +401,12 @@ class TimingModel(BaseEstimator):
         text = [f for f in self.linear_features if self.prep_.kinds_[f] == "categorical"]
         if text:
             raise ValueError(f"linear_features must be numeric or boolean; {text} are categories")
-        self.linear_index_ = [names.index(f) for f in self.linear_features]
-        self.linear_prep_ = Pipeline(
-            [
-                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                ("scale", StandardScaler()),
-            ]
-        ).fit(m[:, self.linear_index_])  # fmt: skip
+        self.linear_design_ = Standardised.fit(m, [names.index(f) for f in self.linear_features])
         return self._linear_z(m)
 
     def _linear_z(self, m: np.ndarray) -> np.ndarray | None:
-        prep = getattr(self, "linear_prep_", None)  # None, or absent in older pickles
-        return None if prep is None else prep.transform(m[:, self.linear_index_])
+        design = getattr(self, "linear_design_", None)  # None, or absent in older pickles
+        return None if design is None else design.transform(m)
 
     def _offset(
         self,
@@ -603,11 +572,11 @@ class TimingModel(BaseEstimator):
         n_rows = len(self.bin_edges) - 1
         if booster is None and linear is None:
             return np.tile(q, (len(m), 1))
+        if booster is None:
+            return linear_timing(self._linear_z(m), q, linear)
         base = logit(np.clip(q, _Q_CLIP, 1 - _Q_CLIP))[None, :]
         if linear is not None:
             base = base + linear.logit(self._linear_z(m))[:, None]
-        if booster is None:
-            return expit(base)
         base = np.broadcast_to(base, (len(m), n_rows))
         out = np.empty((len(m), n_rows))
         for start in range(0, len(m), _CHUNK_EPISODES):
@@ -642,6 +611,9 @@ class TimingModel(BaseEstimator):
         check_is_fitted(self, "pooled_timing_")
         if len(self.members_) < 2:
             raise ValueError("no bootstrap members: fit with n_bootstrap >= 2 for intervals")
+        compact = self.compact()
+        if isinstance(compact, LinearShapeTiming):  # the same numbers as its compact form
+            return compact.predict_shape_interval(X, level)
         m = self.prep_.transform(X)
         shape = shape_from_timing(
             self._timing(m, self.pooled_timing_, getattr(self, "linear_", None), self.booster_),
@@ -654,7 +626,7 @@ class TimingModel(BaseEstimator):
                 for member in map(_member, self.members_)
             ]
         )
-        return (shape, *_centred_interval(shape, members, level))
+        return (shape, *centred_interval(shape, members, level))
 
     def fixed(self, level: float = 0.95) -> FixedTiming | None:
         """The fit as numpy arrays when it kept the cohort's shape (no linear effect and zero
@@ -674,7 +646,7 @@ class TimingModel(BaseEstimator):
         members = np.stack(
             [shape_from_timing(q, self.bin_edges, self.horizons)[None, :] for q, _, _ in members]
         )
-        low, high = _centred_interval(shape, members, level)
+        low, high = centred_interval(shape, members, level)
         return FixedTiming(
             tuple(self.horizons), tuple(shape[0]), tuple(low[0]), tuple(high[0]), level
         )
@@ -684,26 +656,30 @@ class TimingModel(BaseEstimator):
         non-decreasing, exactly 1 at the last horizon."""
         return shape_from_timing(self.predict_timing(X), self.bin_edges, self.horizons)
 
+    def compact(self, level: float = 0.95) -> FixedTiming | LinearShapeTiming | TimingModel:
+        """The fit in the lightest form that gives the same numbers: :meth:`fixed` when it
+        kept the cohort's shape; :class:`LinearShapeTiming` (numpy only) when its only
+        deviations are linear effects, in the bootstrap members too; else the model."""
+        fixed = self.fixed(level)
+        if fixed is not None:
+            return fixed
+        members = [_member(member) for member in self.members_]
+        if self.booster_ is not None or any(b is not None for _, _, b in members):
+            return self
+        return LinearShapeTiming(
+            horizons=tuple(int(h) for h in self.horizons),
+            bin_edges=tuple(float(e) for e in self.bin_edges),
+            prep=self.prep_,
+            design=self.linear_design_,
+            fit=(self.pooled_timing_, self.linear_),
+            members=tuple((q, linear) for q, linear, _ in members),
+        )
+
     @property
     def cohort_shape_(self) -> np.ndarray:
         """The cohort's shape at each horizon (Kaplan–Meier's), where the fit starts from."""
         check_is_fitted(self, "pooled_timing_")
         return shape_from_timing(self.pooled_timing_, self.bin_edges, self.horizons)
-
-
-def _centred_interval(
-    shape: np.ndarray, members: np.ndarray, level: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The members' (``(members, episodes, horizons)``) deviations from their mean at the
-    ``(1-level)/2`` and ``(1+level)/2`` percentiles added to ``shape``, clipped to [0, 1],
-    containing the shape and monotone in the horizon."""
-    members = members - members.mean(axis=0)
-    lo, hi = np.quantile(members, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    low = np.minimum(np.clip(shape + lo, 0.0, 1.0), shape)
-    high = np.maximum(np.clip(shape + hi, 0.0, 1.0), shape)
-    low = np.maximum.accumulate(low, axis=1)
-    high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
-    return low, high
 
 
 def _best_if_clear_of_noise(fold_losses: np.ndarray) -> int:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from models.censoring import ipcw_weights
+from models.curve import FixedTiming, LinearShapeTiming
 from models.incidence import (
     TimingModel,
     _rounds_if_clear_of_noise,
@@ -454,6 +459,44 @@ def test_linear_members_give_an_interval_around_the_shape():
     assert (low <= shape).all() and (shape <= high).all()
     assert (high[:, :-1] - low[:, :-1] > 0).all()  # members differ in their coefficients
     np.testing.assert_array_equal(high[:, -1], 1.0)
+
+
+def test_a_linear_fit_has_a_numpy_compact_form_with_the_same_numbers():
+    X, followed, event, groups, _ = simulate_speed(1500, random_state=8, effect=0.8)
+    model = linear_model(n_bootstrap=6).fit(X, followed, event, groups)
+    compact = pickle.loads(pickle.dumps(model.compact()))
+    assert isinstance(compact, LinearShapeTiming) and compact.interval_available
+    rows = X.iloc[::7]
+    np.testing.assert_array_equal(compact.predict_shape(rows), model.predict_shape(rows))
+    for ours, theirs in zip(
+        compact.predict_shape_interval(rows, 0.9),
+        model.predict_shape_interval(rows, 0.9),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(ours, theirs)
+    # Without bootstrap members still the linear form; with no deviation at all, the fixed
+    # shape.
+    assert isinstance(linear_model(n_bootstrap=0).fit(X, followed, event, groups).compact(),
+                      LinearShapeTiming)  # fmt: skip
+    flat = timing_model(max_rounds=0, n_bootstrap=0).fit(X, followed, event, groups)
+    assert isinstance(flat.compact(), FixedTiming)
+
+
+def test_the_linear_compact_form_needs_no_lightgbm_sklearn_or_scipy(tmp_path):
+    X, followed, event, groups, _ = simulate_speed(1500, random_state=8, effect=0.8)
+    model = linear_model(n_bootstrap=4).fit(X, followed, event, groups)
+    path = tmp_path / "timing.pkl"
+    path.write_bytes(pickle.dumps((model.compact(), X.iloc[:20])))
+    code = (
+        "import pickle, sys; "
+        f"timing, rows = pickle.loads(open({str(path)!r}, 'rb').read()); "
+        "timing.predict_shape(rows); timing.predict_shape_interval(rows); "
+        "print(type(timing).__name__, "
+        "sorted(m for m in ('lightgbm', 'sklearn', 'scipy', 'glum') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [LinearShapeTiming.__name__, "[]"]
 
 
 @pytest.mark.parametrize(
