@@ -225,8 +225,10 @@ class IncidenceConfig(Section):
     recurrences crowd the first weeks back (over half within 25 days of return to sport,
     Wangensteen et al. 2016, AJSM; risk raised for about 15 weeks, Orchard et al. 2020,
     BJSM 54:1103), then monthly to 180 days and two-monthly to the year, where recurrences
-    are sparse. Every horizon is a bin edge. The boosting settings are for each episode's
-    deviation from the cohort's Kaplan–Meier timing; the number of rounds is chosen by
+    are sparse. Every horizon is a bin edge. ``linear_features`` get a linear effect on
+    every bin's log-odds, its L2 penalty chosen by grouped cross-validation among
+    ``linear_penalties`` (kept only if clearly better than none). The boosting settings are
+    for each episode's remaining deviation; the number of rounds is chosen by
     grouped cross-validation up to ``max_rounds`` (zero rounds = the cohort's timing), and
     a leaf needs about ``min_leaf_events`` (weighted) recurrences; ``n_bootstrap`` refits
     give the timing's own interval. The settings are a judgement call, checked on
@@ -268,6 +270,19 @@ class IncidenceConfig(Section):
                 f"({self.horizons[-1]})"
             )
         return self
+
+    @field_validator("linear_features")
+    @classmethod
+    def _numeric_features(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from features.catalog import FEATURES_BY_NAME
+
+        for name in names:
+            spec = FEATURES_BY_NAME.get(name)
+            if spec is None:
+                raise ValueError(f"{name!r} is not a feature (features/catalog.py)")
+            if spec.kind == "categorical":
+                raise ValueError(f"{name!r} is a category; a linear effect needs a number")
+        return names
 
 
 def check_incidence_window(incidence: IncidenceConfig, outcome_window_days: float) -> None:

@@ -379,6 +379,8 @@ def test_configured_horizons_and_bins():
         ({"horizons": [28, 180]}, "last bin edge"),
         ({"bin_edges": [0, 28, 90, 180, 365]}, "positive days"),
         ({"horizon": [28]}, "incidence.horizon: unknown key"),
+        ({"linear_features": ["peak_sprint"]}, "'peak_sprint' is not a feature"),
+        ({"linear_features": ["bamic_site"]}, "'bamic_site' is a category"),
     ],
 )
 def test_bad_incidence_config_names_the_key(tmp_path, incidence, match):
