@@ -660,7 +660,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         # fitted model (loading LightGBM).
         timing = getattr(self, "timing_", None)
         if timing is not None:
-            compact = _with_timing(compact, timing)
+            compact.timing_ = timing.compact()
         return compact
 
     def contributions(
@@ -759,14 +759,6 @@ def _path_contributions(booster: lgb.Booster, table: np.ndarray, m: np.ndarray) 
         )
         out[start : start + rows] = onehot @ table
     return out
-
-
-def _with_timing(compact, timing):
-    """``compact`` carrying ``timing`` in its lightest form (``TimingModel.compact``; a
-    timing pickled before that method, ``fixed``)."""
-    light = timing.compact() if hasattr(timing, "compact") else timing.fixed() or timing
-    compact.timing_ = light
-    return compact
 
 
 def _logistic_feature_map(prep: Pipeline, n_features: int) -> np.ndarray:
