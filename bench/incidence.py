@@ -11,6 +11,8 @@ time, so the error measured is the timing's alone: the model's per-episode shape
 (:class:`~models.incidence.TimingModel`) against the cohort's Kaplan–Meier shape
 (:func:`~models.kaplan_meier.spread_by_cohort_shape`). Mean squared error against the true
 cumulative incidence at each horizon, on an independent test cohort, averaged over seeds.
+The configured timing's ``linear_features`` name clinical columns this world lacks; here
+they are all its numeric features, ``x1`` to ``x5`` (:data:`LINEAR_FEATURES`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pipeline.config import IncidenceConfig, TrainConfig, load_config
 WEIBULL_SHAPE = 0.6
 BASE_SCALE_DAYS = 120.0
 LOST_SHARE = 0.3
+# The features given a linear timing effect before the trees: every numeric one.
+LINEAR_FEATURES = tuple(f"x{j}" for j in range(1, 6))
 
 
 def _weibull_cdf(days: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -65,6 +69,7 @@ def simulate_world(
 def run(sizes: list[int], seeds: int, test_size: int, config: IncidenceConfig) -> pd.DataFrame:
     """MSE at each horizon of the model and the peer, one row per world, size, seed, method."""
     horizons = config.horizons
+    config = config.model_copy(update={"linear_features": LINEAR_FEATURES})
     rows = []
     for covariate_timing in (False, True):
         for n in sizes:
@@ -90,6 +95,9 @@ def run(sizes: list[int], seeds: int, test_size: int, config: IncidenceConfig) -
                             "method": name,
                             **{f"mse_{h}d": m for h, m in zip(horizons, mse, strict=True)},
                             "rounds": model.n_rounds_ if name == "timing model" else np.nan,
+                            "linear": (
+                                model.linear_ is not None if name == "timing model" else np.nan
+                            ),
                             "fit_s": seconds if name == "timing model" else np.nan,
                         }
                     )
@@ -108,7 +116,7 @@ def main() -> None:
     results = run(args.sizes, args.seeds, args.test, config)
     mse = [c for c in results.columns if c.startswith("mse_")]
     summary = results.groupby(["timing", "episodes", "method"], sort=False)[
-        [*mse, "rounds", "fit_s"]
+        [*mse, "rounds", "linear", "fit_s"]
     ].mean()
     with pd.option_context("display.width", 160, "display.float_format", "{:.2e}".format):
         print(summary.to_string())

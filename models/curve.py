@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -112,6 +113,138 @@ def cumulative_incidence(
     low = np.maximum.accumulate(low, axis=1)
     high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
     return CumulativeIncidence(horizons, curve, low, high)
+
+
+# ---- a fitted timing's numbers -------------------------------------------------------------
+
+# The pooled q of a bin enters as a log-odds offset, so 0 and 1 are kept this far away: a
+# bin with no recurrence then adds at most 0.01% of the recurrences to the shape.
+Q_CLIP = 1e-4
+
+
+def shape_from_timing(
+    q: np.ndarray, bin_edges: Sequence[float], horizons: Sequence[float]
+) -> np.ndarray:
+    """``P(T <= h | T <= W)`` at each horizon from the conditional bin hazards ``q``
+    (``(n, bins - 1)`` or ``(bins - 1,)``); exactly 1 at the last horizon."""
+    q = np.asarray(q, dtype=np.float64)
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # q = 1: every recurrence used up, log(0) = -inf
+        before = -np.expm1(np.cumsum(np.log1p(-np.minimum(q, 1.0)), axis=-1))
+    ones = np.ones((*before.shape[:-1], 1))
+    cdf = np.concatenate([before, ones], axis=-1)
+    shape = cdf[..., np.searchsorted(edges, np.asarray(horizons, dtype=np.float64))]
+    shape[..., -1] = 1.0
+    return shape
+
+
+def centred_interval(
+    shape: np.ndarray, members: np.ndarray, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The members' (``(members, episodes, horizons)``) deviations from their mean at the
+    ``(1-level)/2`` and ``(1+level)/2`` percentiles added to ``shape``, clipped to [0, 1],
+    containing the shape and monotone in the horizon."""
+    members = members - members.mean(axis=0)
+    lo, hi = np.quantile(members, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    low = np.minimum(np.clip(shape + lo, 0.0, 1.0), shape)
+    high = np.maximum(np.clip(shape + hi, 0.0, 1.0), shape)
+    low = np.maximum.accumulate(low, axis=1)
+    high = np.minimum.accumulate(high[:, ::-1], axis=1)[:, ::-1]
+    return low, high
+
+
+@dataclass(frozen=True)
+class LinearTiming:
+    """A shift of every bin's log-odds by ``intercept + z @ coef``, ``z`` the episode's
+    timing features as :class:`Standardised` gives them."""
+
+    intercept: float
+    coef: np.ndarray
+
+    def logit(self, z: np.ndarray) -> np.ndarray:
+        return self.intercept + z @ self.coef
+
+
+@dataclass(frozen=True)
+class Standardised:
+    """The linear timing features of a feature matrix (``models.prep.FeaturePrep``'s):
+    columns ``columns``, a blank read as ``center`` (the fit's median), then centred on
+    ``mean`` and divided by ``scale`` (the fit's standard deviation, 1 if constant)."""
+
+    columns: tuple[int, ...]
+    center: tuple[float, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, m: np.ndarray, columns: Sequence[int]) -> Standardised:
+        x = m[:, list(columns)]
+        known = ~np.isnan(x)
+        center = np.array(
+            [np.median(x[known[:, j], j]) if known[:, j].any() else 0.0 for j in range(x.shape[1])]
+        )
+        filled = np.where(known, x, center)
+        mean, sd = filled.mean(axis=0), filled.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        as_tuple = lambda v: tuple(float(a) for a in v)  # noqa: E731
+        return cls(tuple(int(c) for c in columns), as_tuple(center), as_tuple(mean), as_tuple(sd))
+
+    def transform(self, m: np.ndarray) -> np.ndarray:
+        x = m[:, list(self.columns)]
+        x = np.where(np.isnan(x), np.asarray(self.center), x)
+        return (x - np.asarray(self.mean)) / np.asarray(self.scale)
+
+
+def linear_timing(z: np.ndarray, q: np.ndarray, linear: LinearTiming) -> np.ndarray:
+    """Each episode's ``q_j``, ``(episodes, bins - 1)``: the pooled ``q`` shifted on the
+    log-odds scale by the linear effects of the episode's standardised features ``z``."""
+    p = np.clip(np.asarray(q, dtype=np.float64), Q_CLIP, 1 - Q_CLIP)
+    raw = (np.log(p) - np.log1p(-p))[None, :] + linear.logit(z)[:, None]
+    return 1.0 / (1.0 + np.exp(-raw))
+
+
+@dataclass(frozen=True)
+class LinearShapeTiming:
+    """A fitted timing whose deviations from the cohort's are linear effects only (no
+    trees), as numpy (``models.incidence.TimingModel.compact``): the shape, and its
+    interval from the bootstrap members, without LightGBM, scikit-learn or SciPy.
+
+    ``fit`` and each of ``members`` are ``(q, linear)``: the pooled bin hazards and the
+    linear effects (``None``: none in that member).
+    """
+
+    horizons: tuple[int, ...]
+    bin_edges: tuple[float, ...]
+    prep: Any  # models.prep.FeaturePrep, the timing model's
+    design: Standardised
+    fit: tuple[np.ndarray, LinearTiming | None]
+    members: tuple[tuple[np.ndarray, LinearTiming | None], ...] = ()
+
+    @property
+    def interval_available(self) -> bool:
+        return len(self.members) >= 2
+
+    def _shapes(self, X: pd.DataFrame, fits) -> list[np.ndarray]:
+        z = self.design.transform(self.prep.transform(X))
+        out = []
+        for q, linear in fits:
+            timing = np.tile(q, (len(z), 1)) if linear is None else linear_timing(z, q, linear)
+            out.append(shape_from_timing(timing, self.bin_edges, self.horizons))
+        return out
+
+    def predict_shape(self, X: pd.DataFrame) -> np.ndarray:
+        return self._shapes(X, [self.fit])[0]
+
+    def predict_shape_interval(
+        self, X: pd.DataFrame, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As ``TimingModel.predict_shape_interval``, to the bit."""
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1) (got {level})")
+        if not self.interval_available:
+            raise ValueError("no bootstrap members: fit with n_bootstrap >= 2 for intervals")
+        shape, *members = self._shapes(X, [self.fit, *self.members])
+        return (shape, *centred_interval(shape, np.stack(members), level))
 
 
 # ---- the curve of a fitted risk model ------------------------------------------------------

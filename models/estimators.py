@@ -656,10 +656,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             reference=self.reference_,
         )
         # The timing of recurrences (models.curve.risk_curve reads it): as numpy arrays when
-        # it is the cohort's shape for all, else the fitted model (loading LightGBM).
+        # it is the cohort's shape for all or that shape shifted by linear effects, else the
+        # fitted model (loading LightGBM).
         timing = getattr(self, "timing_", None)
         if timing is not None:
-            compact.timing_ = timing.fixed() or timing
+            compact.timing_ = timing.compact()
         return compact
 
     def contributions(

@@ -228,8 +228,10 @@ class IncidenceConfig(Section):
     recurrences crowd the first weeks back (over half within 25 days of return to sport,
     Wangensteen et al. 2016, AJSM; risk raised for about 15 weeks, Orchard et al. 2020,
     BJSM 54:1103), then monthly to 180 days and two-monthly to the year, where recurrences
-    are sparse. Every horizon is a bin edge. The boosting settings are for each episode's
-    deviation from the cohort's Kaplan–Meier timing; the number of rounds is chosen by
+    are sparse. Every horizon is a bin edge. ``linear_features`` get a linear effect on
+    every bin's log-odds, its L2 penalty chosen by grouped cross-validation among
+    ``linear_penalties`` (kept only if clearly better than none). The boosting settings are
+    for each episode's remaining deviation; the number of rounds is chosen by
     grouped cross-validation up to ``max_rounds`` (zero rounds = the cohort's timing), and
     a leaf needs about ``min_leaf_events`` (weighted) recurrences; ``n_bootstrap`` refits
     give the timing's own interval. The settings are a judgement call, checked on
@@ -245,6 +247,10 @@ class IncidenceConfig(Section):
     num_leaves: int = Field(4, ge=2, le=256)
     min_leaf_events: float = Field(10.0, gt=0.0)
     reg_lambda: float = Field(10.0, ge=0.0)
+    # Features with a linear effect on the timing, fitted before the trees (sources in YAML),
+    # and the L2 strengths tried for them.
+    linear_features: tuple[str, ...] = ()
+    linear_penalties: tuple[PositiveFloat, ...] = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
     cv_folds: int = Field(5, ge=2, le=20)
     n_bootstrap: int = Field(20, ge=0, le=500)
     # The published timing, for a model version without a fitted timing (sources in YAML).
@@ -267,6 +273,19 @@ class IncidenceConfig(Section):
                 f"({self.horizons[-1]})"
             )
         return self
+
+    @field_validator("linear_features")
+    @classmethod
+    def _numeric_features(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from features.catalog import FEATURES_BY_NAME
+
+        for name in names:
+            spec = FEATURES_BY_NAME.get(name)
+            if spec is None:
+                raise ValueError(f"{name!r} is not a feature (features/catalog.py)")
+            if spec.kind == "categorical":
+                raise ValueError(f"{name!r} is a category; a linear effect needs a number")
+        return names
 
 
 def check_incidence_window(incidence: IncidenceConfig, outcome_window_days: float) -> None:

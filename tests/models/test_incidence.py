@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from models.censoring import ipcw_weights
+from models.curve import FixedTiming, LinearShapeTiming
 from models.incidence import (
     TimingModel,
     _rounds_if_clear_of_noise,
@@ -27,8 +32,9 @@ EDGES = np.asarray(CONFIG.bin_edges, dtype=float)
 
 
 def timing_model(**options) -> TimingModel:
-    """The configured timing model with ``options`` overriding its settings."""
-    return TimingModel.from_config(CONFIG).set_params(**options)
+    """The configured timing model with ``options`` overriding its settings; the synthetic
+    frames here lack the clinical columns of ``linear_features``, so none unless given."""
+    return TimingModel.from_config(CONFIG).set_params(**{"linear_features": (), **options})
 
 
 # Timing of recurrences for the recovery tests: a share SUSCEPTIBLE of episodes will recur
@@ -375,6 +381,8 @@ def test_configured_horizons_and_bins():
         ({"horizons": [28, 180]}, "last bin edge"),
         ({"bin_edges": [0, 28, 90, 180, 365]}, "positive days"),
         ({"horizon": [28]}, "incidence.horizon: unknown key"),
+        ({"linear_features": ["peak_sprint"]}, "'peak_sprint' is not a feature"),
+        ({"linear_features": ["bamic_site"]}, "'bamic_site' is a category"),
     ],
 )
 def test_bad_incidence_config_names_the_key(tmp_path, incidence, match):
@@ -383,3 +391,123 @@ def test_bad_incidence_config_names_the_key(tmp_path, incidence, match):
     path.write_text(yaml.safe_dump({**base, "incidence": incidence}))
     with pytest.raises(ConfigError, match=match):
         load_config(TrainConfig, path)
+
+
+# ---- linear timing effects ---------------------------------------------------------------
+
+
+def simulate_speed(n: int, random_state: int, effect: float):
+    """Timing that depends on one numeric feature: a Weibull (shape WEIBULL_SHAPE) whose log
+    scale is ``log(80) - effect * speed``, ``speed`` standard normal and blank in 10% of
+    episodes, where the timing is that of speed 0 (the median a blank is read as), beside
+    a pure-noise feature; SUSCEPTIBLE of episodes recur some day, 30% are lost uniformly
+    over the year. Returns the true shape too."""
+    rng = np.random.default_rng(random_state)
+    speed = np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n))
+    scale = 80.0 * np.exp(-effect * np.nan_to_num(speed))
+    time = scale * (-np.log(rng.random(n))) ** (1 / WEIBULL_SHAPE)
+    followed = np.where(rng.random(n) < 0.3, rng.uniform(1, 365, size=n), 400.0)
+    recurred = (rng.random(n) < SUSCEPTIBLE) & (time <= np.minimum(followed, 365.0))
+    X = pd.DataFrame({"speed": speed, "noise": rng.normal(size=n)})
+    truth = np.column_stack([weibull_cdf(h, scale) / weibull_cdf(365.0, scale) for h in HORIZONS])
+    return X, followed, np.where(recurred, time, np.nan), rng.integers(0, n, size=n), truth
+
+
+def linear_model(**options) -> TimingModel:
+    return timing_model(linear_features=("speed", "noise"), max_rounds=0, random_state=3, **options)
+
+
+@pytest.mark.slow
+def test_linear_timing_orders_episodes_and_beats_the_cohort_shape():
+    # About 0.45 * 0.85 * 3000 ~ 1,100 recurrences, the timing's log scale moving by a factor
+    # e^1.2 = 3.3 per two standard deviations of speed.
+    n = 3000
+    X, followed, event, groups, _ = simulate_speed(n, random_state=5, effect=0.6)
+    model = linear_model().fit(X, followed, event, groups)
+    assert model.linear_ is not None and model.fixed() is None
+    # Held out: a fresh cohort from the same world.
+    Xt, _, _, _, truth = simulate_speed(4000, random_state=6, effect=0.6)
+    shape = model.predict_shape(Xt)
+    assert np.isfinite(shape).all() and (np.diff(shape, axis=1) >= 0).all()
+    assert (shape[:, -1] == 1.0).all()
+    # Faster episodes recur earlier: the 28-day shape follows the true one's order (only
+    # `noise`, with a coefficient near 0, can break ties between equal truths).
+    rank = pd.Series(shape[:, 0]).corr(pd.Series(truth[:, 0]), method="spearman")
+    assert rank > 0.95
+    # The single cohort shape is off by the spread of the true shapes; the model's error
+    # is the sampling error of a few coefficients, well under a quarter of it.
+    peer = np.tile(model.cohort_shape_, (len(Xt), 1))
+    model_error = ((shape - truth) ** 2).mean(axis=0)[:-1]
+    peer_error = ((peer - truth) ** 2).mean(axis=0)[:-1]
+    np.testing.assert_array_less(model_error, peer_error / 4)
+
+
+@pytest.mark.slow
+def test_no_linear_effect_is_kept_when_timing_ignores_the_features():
+    # Same cohort size, timing independent of speed: cross-validation keeps the cohort's
+    # shape, to the bit, and the compact fixed timing.
+    X, followed, event, groups, _ = simulate_speed(3000, random_state=5, effect=0.0)
+    model = linear_model(n_bootstrap=4).fit(X, followed, event, groups)
+    assert model.linear_ is None and model.linear_penalty_ is None
+    assert model.linear_cv_loss_.argmin() == 0
+    np.testing.assert_array_equal(model.predict_shape(X[:3]), np.tile(model.cohort_shape_, (3, 1)))
+    assert model.fixed() is not None
+
+
+def test_linear_members_give_an_interval_around_the_shape():
+    X, followed, event, groups, _ = simulate_speed(1500, random_state=8, effect=0.8)
+    model = linear_model(n_bootstrap=6).fit(X, followed, event, groups)
+    assert model.linear_ is not None
+    shape, low, high = model.predict_shape_interval(X[:50])
+    np.testing.assert_array_equal(shape, model.predict_shape(X[:50]))
+    assert (low <= shape).all() and (shape <= high).all()
+    assert (high[:, :-1] - low[:, :-1] > 0).all()  # members differ in their coefficients
+    np.testing.assert_array_equal(high[:, -1], 1.0)
+
+
+def test_a_linear_fit_has_a_numpy_compact_form_with_the_same_numbers():
+    X, followed, event, groups, _ = simulate_speed(1500, random_state=8, effect=0.8)
+    model = linear_model(n_bootstrap=6).fit(X, followed, event, groups)
+    compact = pickle.loads(pickle.dumps(model.compact()))
+    assert isinstance(compact, LinearShapeTiming) and compact.interval_available
+    rows = X.iloc[::7]
+    np.testing.assert_array_equal(compact.predict_shape(rows), model.predict_shape(rows))
+    for ours, theirs in zip(
+        compact.predict_shape_interval(rows, 0.9),
+        model.predict_shape_interval(rows, 0.9),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(ours, theirs)
+    # Without bootstrap members still the linear form; with no deviation at all, the fixed
+    # shape.
+    assert isinstance(linear_model(n_bootstrap=0).fit(X, followed, event, groups).compact(),
+                      LinearShapeTiming)  # fmt: skip
+    flat = timing_model(max_rounds=0, n_bootstrap=0).fit(X, followed, event, groups)
+    assert isinstance(flat.compact(), FixedTiming)
+
+
+def test_the_linear_compact_form_needs_no_lightgbm_sklearn_or_scipy(tmp_path):
+    X, followed, event, groups, _ = simulate_speed(1500, random_state=8, effect=0.8)
+    model = linear_model(n_bootstrap=4).fit(X, followed, event, groups)
+    path = tmp_path / "timing.pkl"
+    path.write_bytes(pickle.dumps((model.compact(), X.iloc[:20])))
+    code = (
+        "import pickle, sys; "
+        f"timing, rows = pickle.loads(open({str(path)!r}, 'rb').read()); "
+        "timing.predict_shape(rows); timing.predict_shape_interval(rows); "
+        "print(type(timing).__name__, "
+        "sorted(m for m in ('lightgbm', 'sklearn', 'scipy', 'glum') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [LinearShapeTiming.__name__, "[]"]
+
+
+@pytest.mark.parametrize(
+    ("features", "match"),
+    [(("pace",), r"linear_features \['pace'\] are not columns"), (("site",), "categories")],
+)
+def test_bad_linear_features_are_a_clear_error(features, match):
+    X, followed, event, groups, _ = simulate(200, random_state=1)
+    with pytest.raises(ValueError, match=match):
+        timing_model(linear_features=features, max_rounds=0).fit(X, followed, event, groups)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.censoring import ipcw_weights
 from models.curve import FixedTiming
 from pipeline import registry
 from pipeline.audit import read_predictions as read_audited_predictions
@@ -169,14 +170,18 @@ def test_lookup_prints_the_curve_in_words_and_json(loaded):
     assert f"{result.risk:.0%} within the year" in text
 
 
+def _no_linear(incidence):
+    """The configured timing without trees, bootstrap or linear effects (the frames here
+    have no clinical columns)."""
+    return incidence.model_copy(update={"max_rounds": 0, "n_bootstrap": 0, "linear_features": ()})
+
+
 def test_timing_is_fitted_on_the_training_inputs_with_a_loss_on_day_40():
     # Five athletes followed the year, recurrences on days 3, 38 and 200, and one lost on
     # day 40 (worked in tests/models/test_incidence.py): the day-40 loss makes the
     # recurrences after it stand for 4/3 each, so 0.3 of the year's recurrences by day 28.
     followed = np.array([400, 400, 400, 400, 400, 40.0])
     event = np.array([3.0, 38.0, 200.0, np.nan, np.nan, np.nan])
-    from models.censoring import ipcw_weights
-
     weights = ipcw_weights(followed, event, 365.0, max_weight=np.inf)
     assert weights[-1] == 0.0  # the lost athlete's outcome is unknown
     data = TrainingData(
@@ -187,14 +192,32 @@ def test_timing_is_fitted_on_the_training_inputs_with_a_loss_on_day_40():
         groups=np.array([f"a{k}" for k in range(6)]),
     )
     config = load_config(TrainConfig, name="train")
-    config = config.model_copy(
-        update={
-            "incidence": config.incidence.model_copy(update={"max_rounds": 0, "n_bootstrap": 0})
-        }
-    )
+    config = config.model_copy(update={"incidence": _no_linear(config.incidence)})
     timing = fit_timing(data, config)
     assert timing.cohort_shape_[0] == pytest.approx(0.3)
     assert isinstance(timing.fixed(), FixedTiming)
+
+
+def test_timing_counts_a_recurrence_whose_year_is_still_open():
+    # The five followed athletes and the one lost on day 40 above, and a seventh whose
+    # export date came 100 days after return, with a recurrence on day 10: the one-year
+    # model cannot use it (weight 0, its year is open) but its day is known. Kaplan–Meier
+    # over all seven: S = 6/7 after day 3, 5/7 after day 10, 4/7 after day 38 and 8/21
+    # after day 200 (three at risk), so 2/7 of 13/21, 6/13 of the year's recurrences by day
+    # 28 (0.3 without the seventh).
+    followed = np.array([400, 400, 400, 400, 400, 40.0, 100.0])
+    event = np.array([3.0, 38.0, 200.0, np.nan, np.nan, np.nan, 10.0])
+    weights = np.r_[ipcw_weights(followed[:6], event[:6], 365.0, max_weight=np.inf), 0.0]
+    data = TrainingData(
+        episodes=pd.DataFrame({"followed_days": followed, "event_days": event}),
+        features=pd.DataFrame({"x": np.zeros(7)}),
+        labels=np.array([1, 1, 1, 0, 0, np.nan, np.nan]),
+        weights=weights,
+        groups=np.array([f"a{k}" for k in range(7)]),
+    )
+    config = load_config(TrainConfig, name="train")
+    config = config.model_copy(update={"incidence": _no_linear(config.incidence)})
+    assert fit_timing(data, config).cohort_shape_[0] == pytest.approx(6 / 13)
 
 
 def test_the_audit_compares_kaplan_meier_with_the_mean_predicted_curve():

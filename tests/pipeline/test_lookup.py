@@ -196,6 +196,14 @@ def stumps_store(trained_model, tmp_path_factory):
     stumps = {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 2, "min_child_samples": 30}
     settings["model"]["candidates"] = [{"kind": "lightgbm", "params": stumps}]
     settings["model"]["ladder"] = False  # the stack whatever the cohort's size
+    # A timing without trees (the configured linear effects at most), which a compact model
+    # carries as numpy; one with trees is the fitted model and loads LightGBM.
+    configured = load_config(TrainConfig, name="train").incidence.linear_features
+    settings["incidence"] = {
+        **settings["incidence"],
+        "max_rounds": 0,
+        "linear_features": list(configured),
+    }
     root = tmp_path_factory.mktemp("stumps")
     (root / "store").mkdir()
     (root / "train.yaml").write_text(yaml.safe_dump(settings))
