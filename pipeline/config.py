@@ -217,6 +217,11 @@ class EvaluationConfig(Section):
     n_boot: int = Field(200, ge=0, le=5000)
     optimism_boot: int = Field(30, ge=0, le=1000)
     small_cohort_episodes: int = Field(2000, ge=0)
+    # Held out: after measuring, refit the registered model on every episode (the held-out
+    # figures then describe the same procedure on fewer athletes, a slightly pessimistic
+    # estimate); false registers the model fitted on the training athletes. Off by default:
+    # see configs/train.yaml.
+    refit_on_all: bool = False
 
 
 class IncidenceConfig(Section):

@@ -170,6 +170,37 @@ def test_training_reads_no_clock_inside_features(trained_model, features_config)
 
 
 @pytest.mark.slow
+def test_refit_on_all_measures_on_held_out_athletes_and_registers_the_fit_on_all(
+    trained_model, features_config
+):
+    config = load_config(TrainConfig, FAST)
+    config = config.model_copy(
+        update={"evaluation": config.evaluation.model_copy(update={"refit_on_all": True})}
+    )
+    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
+    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    development = develop_model(data, config)
+    kept = develop_model(
+        data,
+        config.model_copy(
+            update={"evaluation": config.evaluation.model_copy(update={"refit_on_all": False})}
+        ),
+    )
+    assert development.validation == "held-out" and "refitted on all" in (
+        development.validation_reason
+    )
+    assert development.counts["train_episodes"] == len(data.labels)
+    assert 0 < development.counts["test_episodes"] < len(data.labels)
+    # The held-out figures are the procedure's on the training athletes, as without refit;
+    # the registered model is another fit (on every episode).
+    pd.testing.assert_frame_equal(development.metrics, kept.metrics)
+    held_out = development.test.features
+    assert not np.allclose(
+        development.model.predict_risk(held_out), kept.model.predict_risk(held_out)
+    )
+
+
+@pytest.mark.slow
 def test_small_cohorts_get_the_bootstrap_optimism_correction(trained_model, features_config):
     config = load_config(TrainConfig, FAST)
     config = config.model_copy(
