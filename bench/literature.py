@@ -218,6 +218,21 @@ def render_ladder(b: LadderBench) -> str:
             f" | {h['auc']:.3f} | {h['slope']:.2f} | {h['bias']:+.3f}"
             f" | {hamrisk['true_slope'].mean():.2f} | {hamrisk['coverage'].mean():.0%} |"
         )
+    lines += [
+        "",
+        "The same cohorts, each model's discrimination and calibration on the test cohort's"
+        " outcomes (hamrisk / literature / updated / logistic IPCW):",
+        "",
+        "| world | athletes | AUC | calibration slope | mean bias |",
+        "|---|---:|---|---|---|",
+    ]
+    for (world, size), cell in t.groupby(["world", "athletes"], sort=False):
+        by = cell.groupby("model")[["auc", "slope", "bias"]].mean().reindex(list(MODELS))
+        lines.append(
+            f"| {world} | {size:,} | {' / '.join(f'{v:.3f}' for v in by['auc'])}"
+            f" | {' / '.join(f'{v:.2f}' for v in by['slope'])}"
+            f" | {' / '.join(f'{v:+.3f}' for v in by['bias'])} |"
+        )
     h = t[t["model"] == "hamrisk"]
     should = h[h["should"].astype(bool)]
     should_not = h[~h["should"].astype(bool)]
