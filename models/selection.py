@@ -76,8 +76,8 @@ def select_model(
         :class:`Selection` with ``best`` (the winning candidate dict) and ``table``: one
         row per candidate with ``kind``, ``params`` (JSON), ``log_loss``, ``log_loss_sd``,
         ``brier``, ``brier_sd`` (means and SDs over folds), ``rounds`` (LightGBM: the
-        rounds chosen; else missing), ``rank`` (by mean log loss), ``within_one_se`` and
-        ``complexity``; ties go to the earlier candidate.
+        rounds chosen; else missing), ``rank`` (by mean log loss), ``within_one_se``,
+        ``complexity`` and ``chosen``; ties go to the earlier candidate.
 
     Raises:
         ValueError: no candidates, a candidate without a valid ``kind``, or fewer
@@ -144,6 +144,7 @@ def select_model(
         best_index = int(
             min(eligible, key=lambda i: (table.at[i, "complexity"], table.at[i, "rank"]))
         )
+    table["chosen"] = table.index == best_index
     best = {
         "kind": candidates[best_index]["kind"],
         "params": dict(candidates[best_index].get("params") or {}),

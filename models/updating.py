@@ -320,10 +320,9 @@ def update_model(
             fit[2],
         )  # fmt: skip
     lam = None
-    parameters = 1 + len(base.coef_)
     if allowed_r2 is None:
         records["revision"] = StepRecord(
-            "revision", False, parameters, None,
+            "revision", False, 1 + len(base.coef_), None,
             f"anticipated R² {r2:.4f} is outside what the outcome rate allows",
         )  # fmt: skip
     else:
@@ -485,8 +484,13 @@ def _supported_revision(
     """The revision at the penalty of least cross-validated loss among those whose effective
     number of parameters (beyond the intercept, rounded up) the sample supports, with its
     record; refused, with the numbers, when even the strongest penalty asks for more."""
-    losses = _strength_losses(z, y, w, groups, o, se, strengths, cv_folds, random_state)
     grid = sorted(strengths)
+    folds = GroupKFold(
+        n_splits=min(cv_folds, len(np.unique(groups))), shuffle=True, random_state=random_state
+    )
+    losses = np.zeros(len(grid))
+    with _one_thread():
+        _cross_validate(z, y, w, groups, o, se, grid, folds, losses)
     fits = [_fit_revision(z, y, w, o, se, lam) for lam in grid]
     effective = [max(1, int(np.ceil(fit[3] - 1 - 1e-9))) for fit in fits]
     needs = [required(k) for k in effective]
@@ -519,27 +523,6 @@ def _supported_revision(
         fits[i],
         float(grid[i]),
     )  # fmt: skip
-
-
-def _strength_losses(
-    z: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    groups: np.ndarray,
-    o: np.ndarray,
-    se: np.ndarray,
-    strengths: tuple[float, ...],
-    cv_folds: int,
-    random_state: int | None,
-) -> np.ndarray:
-    """Held-out weighted negative log-likelihood over grouped folds, per ``lambda`` in
-    ascending order."""
-    n_groups = len(np.unique(groups))
-    folds = GroupKFold(n_splits=min(cv_folds, n_groups), shuffle=True, random_state=random_state)
-    losses = np.zeros(len(strengths))
-    with _one_thread():
-        _cross_validate(z, y, w, groups, o, se, sorted(strengths), folds, losses)
-    return losses
 
 
 def _one_thread() -> threadpool_limits:

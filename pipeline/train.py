@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,11 +267,9 @@ def _choose(
     return CandidateConfig.model_validate(selection.best), selection.table
 
 
-def _chosen_loss(selection: pd.DataFrame, candidate: CandidateConfig) -> float:
-    """The grouped-CV log loss of the chosen candidate in the selection table."""
-    params = json.dumps(dict(candidate.params), sort_keys=True)
-    row = selection[(selection["kind"] == candidate.kind) & (selection["params"] == params)]
-    return float(row["log_loss"].iloc[0])
+def _chosen_loss(selection: pd.DataFrame) -> float:
+    """The grouped-CV log loss of the candidate the selection chose."""
+    return float(selection.loc[selection["chosen"], "log_loss"].iloc[0])
 
 
 # The ladder's steps as the run reports them: the literature model as is, its updates
@@ -334,7 +331,7 @@ def fit_ladder(
         if problem is not None:
             raise TrainingDataError(f"the candidates cannot be used on this cohort: {problem}")
         row = {"step": "stack", "supported": True, "required_episodes": None,
-               "cv_log_loss": _chosen_loss(selection, candidate), "kept": True,
+               "cv_log_loss": _chosen_loss(selection), "kept": True,
                "reason": "model.ladder is false: the candidates alone"}  # fmt: skip
         return Ladder(model, "stack", pd.DataFrame([row]).set_index("step"), base, candidate,
                       selection)  # fmt: skip
@@ -388,7 +385,7 @@ def fit_ladder(
         )
     else:
         candidate, selection = _choose(X, y, w, groups, config)
-        best = _chosen_loss(selection, candidate)
+        best = _chosen_loss(selection)
         reference = losses.get(chosen, np.nan)
         stack_row["cv_log_loss"] = best
         if best < reference:
@@ -524,48 +521,43 @@ def develop_model(
     ladder = fit_ladder(
         fit_data.features, fit_data.labels, fit_data.weights, fit_data.groups, config, literature
     )
-    model = ladder.model
-    # The registered model carries its timing: the pyfunc, the model cache and the compact
-    # model spread the one-year risk over the horizons with it (models.curve.risk_curve).
-    model.timing_ = fit_timing(fit_data, config)
-    test_risk = np.asarray(model.predict_risk(test.features), dtype=np.float64)
+    test_risk = np.asarray(ladder.model.predict_risk(test.features), dtype=np.float64)
     literature_risk = np.asarray(ladder.literature.predict_risk(test.features), dtype=np.float64)
     metrics = _metrics(test, test_risk, config, n_boot)
     baseline_metrics = _metrics(test, literature_risk, config, n_boot)
     if validation == "held-out" and config.evaluation.refit_on_all:
         # Measured: the procedure on the training athletes. Registered: the same procedure
         # on every episode (the held-out figures are then a slightly pessimistic estimate).
+        fit_data = data
         ladder = fit_ladder(
             data.features, data.labels, data.weights, data.groups, config, literature
         )
-        model = ladder.model
-        model.timing_ = fit_timing(data, config)
-        fit_data = data
         reason += "; the registered model is then refitted on all of them"
+    model = ladder.model
+    # The registered model carries its timing, fitted on the episodes the registered model
+    # was: the pyfunc, the model cache and the compact model spread the one-year risk over
+    # the horizons with it (models.curve.risk_curve).
+    model.timing_ = fit_timing(fit_data, config)
 
     optimism = None
     log_loss_optimism = literature_log_loss_optimism = 0.0
     if validation == "optimism":
-        optimism = optimism_corrected(
-            lambda X, y, w, g: fit_ladder(X, y, w, g, config, literature, explain=False).model,
-            data.features,
-            data.labels,
-            data.weights,
-            data.groups,
-            n_boot=config.evaluation.optimism_boot,
-            random_state=config.random_state,
+
+        def bootstrap(fit: Callable[..., Any], **options: Any) -> pd.DataFrame:
+            return optimism_corrected(
+                fit, data.features, data.labels, data.weights, data.groups,
+                n_boot=config.evaluation.optimism_boot, random_state=config.random_state,
+                **options,
+            )  # fmt: skip
+
+        optimism = bootstrap(
+            lambda X, y, w, g: fit_ladder(X, y, w, g, config, literature, explain=False).model
         )
         metrics = _shifted(metrics, optimism)
         log_loss_optimism = _log_loss_optimism(optimism)
         literature_log_loss_optimism = _log_loss_optimism(
-            optimism_corrected(
+            bootstrap(
                 lambda X, y, w, g: LiteratureModel.from_config(literature).fit(X, CATEGORICAL),
-                data.features,
-                data.labels,
-                data.weights,
-                data.groups,
-                n_boot=config.evaluation.optimism_boot,
-                random_state=config.random_state,
                 metrics=["log_loss"],
             )
         )

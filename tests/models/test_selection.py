@@ -24,7 +24,9 @@ def test_table_and_choice_are_consistent_and_reproducible(episodes):
     assert set(table.columns) >= {"log_loss", "log_loss_sd", "brier", "brier_sd", "rank"}
     # One-standard-error rule: the chosen is within one SE of the best, and no simpler
     # candidate is; the lowest mean is always within.
-    chosen = table.loc[table["kind"] == result.best["kind"]].iloc[0]
+    assert table["chosen"].sum() == 1
+    chosen = table.loc[table["chosen"]].iloc[0]
+    assert chosen["kind"] == result.best["kind"]
     assert chosen["within_one_se"]
     assert table.loc[table["rank"] == 1, "within_one_se"].all()
     simpler = table[table["complexity"] < chosen["complexity"]]

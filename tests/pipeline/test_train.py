@@ -40,6 +40,12 @@ def _risk_model(uri):
     return registry.load_risk_model(uri).unwrap_python_model().risk_model
 
 
+def _training_data(trained_model, features_config, config):
+    """The trained fixture's cohort, validated, as training data under ``config``."""
+    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
+    return prepare_training_data(cohort, features_config, config, trained_model["today"])
+
+
 def _frame(folder, today, features_config):
     cohort = validate_cohort(folder, today=today).cohort
     episodes = index_episodes(cohort, today, features_config.outcome)
@@ -49,8 +55,7 @@ def _frame(folder, today, features_config):
 @pytest.mark.slow
 def test_same_data_config_and_seed_give_the_same_model_and_metrics(trained_model, features_config):
     config = load_config(TrainConfig, FAST)
-    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
-    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    data = _training_data(trained_model, features_config, config)
     first, second = develop_model(data, config), develop_model(data, config)
     pd.testing.assert_frame_equal(first.metrics, second.metrics)
     np.testing.assert_array_equal(first.test_risk, second.test_risk)
@@ -177,8 +182,7 @@ def test_refit_on_all_measures_on_held_out_athletes_and_registers_the_fit_on_all
     config = config.model_copy(
         update={"evaluation": config.evaluation.model_copy(update={"refit_on_all": True})}
     )
-    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
-    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    data = _training_data(trained_model, features_config, config)
     development = develop_model(data, config)
     kept = develop_model(
         data,
@@ -210,8 +214,7 @@ def test_small_cohorts_get_the_bootstrap_optimism_correction(trained_model, feat
             )
         }
     )
-    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
-    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    data = _training_data(trained_model, features_config, config)
     development = develop_model(data, config)
     optimism = development.optimism
     assert optimism is not None
@@ -277,8 +280,7 @@ def test_the_ladder_tries_the_stack_only_when_the_sample_supports_it(
 
     literature = load_config(LiteratureConfig, name="literature")
     config = load_config(TrainConfig, FAST)
-    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
-    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    data = _training_data(trained_model, features_config, config)
     args = (data.features, data.labels, data.weights, data.groups)
     for parameters, considered in ((10**4, False), (1, True)):
         settings = config.model_copy(
@@ -313,8 +315,7 @@ def test_a_cohort_whose_literature_features_are_all_missing_is_refused(
 
     literature = load_config(LiteratureConfig, name="literature")
     config = load_config(TrainConfig, FAST)
-    cohort = validate_cohort(trained_model["cohort"], today=trained_model["today"]).cohort
-    data = prepare_training_data(cohort, features_config, config, trained_model["today"])
+    data = _training_data(trained_model, features_config, config)
     blank = data.features.copy()
     for name in {spec.column for spec in literature.effects.values()}:
         blank[name] = blank[name].mask(np.ones(len(blank), dtype=bool))
