@@ -63,7 +63,7 @@ either, the fit stays at the cohort's Kaplan–Meier shape, so when the recurren
 show that timing depends on the features the curve is the cohort's. Every curve is finite
 and monotone at any size.
 
-Intervals (:func:`cumulative_incidence`): the one-year risk's bootstrap interval
+Intervals (:func:`models.curve.cumulative_incidence`): the one-year risk's bootstrap interval
 (:meth:`RiskModel.predict_interval`) carries the level's estimation uncertainty; the
 timing's comes from refits on athletes resampled with replacement
 (:meth:`TimingModel.predict_shape_interval`, penalty and rounds held at those chosen), and
@@ -89,22 +89,18 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from models.censoring import ipcw_weights
-from models.curve import (  # noqa: F401  (re-exported: the curve of a fitted model)
+from models.curve import (
     Q_CLIP,
-    CumulativeIncidence,
     FixedTiming,
     LinearShapeTiming,
     LinearTiming,
     Standardised,
     centred_interval,
-    cumulative_incidence,
     linear_timing,
     shape_from_timing,
 )
 from models.prep import FeaturePrep, check_weights
 
-# The pooled q of a bin enters as a log-odds offset, kept this far from 0 and 1 (curve.py).
-_Q_CLIP = Q_CLIP
 # Rounds without a better held-out loss after which a fold's boosting stops.
 _PATIENCE_ROUNDS = 100
 # Episodes per prediction chunk: bounds the (episodes x bins) x features matrix.
@@ -574,7 +570,7 @@ class TimingModel(BaseEstimator):
             return np.tile(q, (len(m), 1))
         if booster is None:
             return linear_timing(self._linear_z(m), q, linear)
-        base = logit(np.clip(q, _Q_CLIP, 1 - _Q_CLIP))[None, :]
+        base = logit(np.clip(q, Q_CLIP, 1 - Q_CLIP))[None, :]
         if linear is not None:
             base = base + linear.logit(self._linear_z(m))[:, None]
         base = np.broadcast_to(base, (len(m), n_rows))
@@ -738,7 +734,7 @@ def _fit_linear(
 
 def _offset(periods: RecurrencePeriods, q: np.ndarray) -> np.ndarray:
     """Each row's log-odds under the pooled timing ``q``."""
-    return logit(np.clip(q, _Q_CLIP, 1 - _Q_CLIP))[periods.bin]
+    return logit(np.clip(q, Q_CLIP, 1 - Q_CLIP))[periods.bin]
 
 
 def _log_loss(periods: RecurrencePeriods, raw: np.ndarray) -> float:

@@ -12,14 +12,8 @@ import pytest
 import yaml
 
 from models.censoring import ipcw_weights
-from models.curve import FixedTiming, LinearShapeTiming
-from models.incidence import (
-    TimingModel,
-    _rounds_if_clear_of_noise,
-    cumulative_incidence,
-    recurrence_periods,
-    shape_from_timing,
-)
+from models.curve import FixedTiming, LinearShapeTiming, cumulative_incidence, shape_from_timing
+from models.incidence import TimingModel, _rounds_if_clear_of_noise, recurrence_periods
 from models.kaplan_meier import cohort_shape
 from pipeline.config import ConfigError, TrainConfig, load_config
 from tests.models.km_example import EVENT as KM_EVENT
