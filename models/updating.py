@@ -15,18 +15,29 @@ Epidemiol 61:76), with ``o`` the base model's linear predictor and ``Z`` its cen
   every effect is weaker than published, the slope shrinks them all at the cost of one
   parameter). ``lambda`` is chosen from a grid by grouped cross-validation (an athlete's
   episodes stay in one fold) on the held-out weighted log loss. Fitted with glum
-  (per-coefficient L2; the slope's weight 0).
+  (per-coefficient L2; the slope's weight 0);
+- ``extension`` (Steyerberg 2019, *Clinical Prediction Models*, ch. 20, "model extension"):
+  ``logit p = a + g o + Z d + E e``, the revision at its penalty plus the clinic's other
+  records ``E``: every numeric or yes/no feature that no published term reads (peak sprint,
+  phase 3, pain at return, body mass...), median-imputed and standardised, each with a normal
+  prior centred on 0 (no effect) of standard deviation ``tau`` per standard deviation of the
+  feature. The literature is silent on them, so they start at nothing and move only as far
+  as the clinic's outcomes carry them; ``tau`` is chosen from a grid by the same grouped
+  cross-validation. A revision can only re-weigh what the papers measured; a clinic whose
+  risk also depends on something they did not (or whose records carry more than the
+  published terms) needs this step to reach the spread of its true risk.
 
 The closed testing procedure (Vergouwe et al. 2017, Stat Med 36:4529) compares the most
 extensive step the sample supports with each simpler one by a likelihood-ratio test, from
 ``none`` upwards, and keeps the first that the extensive step does not beat at level
-``alpha``; if it beats them all, it is kept. The revision's degrees of freedom are its
-effective number of parameters, ``trace((D'WD + P)^-1 D'WD)`` (Gray 1992, JASA 87:942), and
+``alpha``; if it beats them all, it is kept. The revision's and the extension's degrees of
+freedom are their effective numbers of parameters, ``trace((D'WD + P)^-1 D'WD)`` (Gray 1992, JASA 87:942), and
 its likelihood is the unpenalised one at the penalised estimate.
 
 Riley et al. 2020's minimum sample size (:mod:`models.samplesize`, at the anticipated R² of
 the base model's own risks, :func:`models.samplesize.anticipated_r2_cs`, and the observed
-outcome rate) is computed for every step and reported, but it gates only the revision:
+outcome rate) is computed for every step and reported, but it gates only the revision and
+the extension:
 
 - the intercept and the recalibration re-estimate one or two numbers of a model that already
   exists, and the closed test is the guard made for them (Vergouwe et al. 2017 designed it
@@ -35,8 +46,9 @@ outcome rate) is computed for every step and reported, but it gates only the rev
   would keep a published baseline that is off by 0.15 rather than move it on 250 episodes
   whose own estimate is off by 0.06 at most. Their minimum is shown beside them as what a
   newly developed model of that size would need.
-- the revision is supported when the sample meets Riley's minimum for its *effective* number
-  of parameters (the trace above, rounded up, at the penalty cross-validation chose): a
+- the revision (and the extension) is supported when the sample meets Riley's minimum for
+  its *effective* number of parameters (the trace above, rounded up, at the penalty
+  cross-validation chose): a
   strong penalty towards the published effects is a model of few effective parameters, and
   Gray's trace is how penalised models are counted (judgement: Riley et al. count
   unpenalised parameters; their criteria at the effective number ask the same shrinkage of
@@ -52,7 +64,7 @@ sample size (Kish 1965): every fit and test uses the weights rescaled to sum to
 
 Intervals of an updated model are its GLM's own: Wald on the log-odds scale from the fitted
 parameters' covariance, the published coefficients taken as fixed in the offset. For the
-revision the covariance is the penalised one, ``(D'WD + P)^-1``, the posterior covariance of
+revision and the extension the covariance is the penalised one, ``(D'WD + P)^-1``, the posterior covariance of
 the normal prior (written out here: glum reports covariances for unpenalised fits only).
 """
 
@@ -81,8 +93,8 @@ from models.samplesize import (
     overall_risk_sample_size,
 )
 
-Step = Literal["none", "intercept", "recalibration", "revision"]
-STEPS: tuple[Step, ...] = ("none", "intercept", "recalibration", "revision")
+Step = Literal["none", "intercept", "recalibration", "revision", "extension"]
+STEPS: tuple[Step, ...] = ("none", "intercept", "recalibration", "revision", "extension")
 # Below this many degrees of freedom between two steps a likelihood-ratio test says nothing.
 _MIN_TEST_DF = 0.5
 _EPS = 1e-12
@@ -92,7 +104,13 @@ _EPS = 1e-12
 class StepRecord:
     """Why a step was available or refused before testing, and its fit when available.
 
-    ``parameters`` counts the intercept; a fitted revision's is its effective number.
+    ``parameters`` counts the intercept; a fitted revision's or extension's is its effective
+    number (Gray's ``trace(A)``, ``A = (D'WD + P)^-1 D'WD``), which Riley's criteria read.
+    ``test_df``: the degrees of freedom its likelihood-ratio tests use, ``trace(2A - A A)``
+    for a penalised fit (Hastie & Tibshirani 1990, *Generalized Additive Models*, §3.5 and
+    §6.8: under the null the unpenalised log-likelihood gained at a penalised estimate is a
+    sum of ``2a - a^2`` weighted chi-squares, ``a`` the eigenvalues of ``A``, so ``trace(A)``
+    would under-count it), ``None`` for an unpenalised one (its parameter count).
     """
 
     step: Step
@@ -101,6 +119,7 @@ class StepRecord:
     required_episodes: int | None
     reason: str
     log_likelihood: float | None = None
+    test_df: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +146,8 @@ class UpdateResult:
         tests: the likelihood-ratio tests in the order made.
         penalty_strength: the revision's ``lambda`` chosen by cross-validation (``None``
             when the revision was not fitted).
+        extension_prior_sd: the extension's ``tau`` chosen by cross-validation (``None``
+            when the extension was not fitted).
         effective_episodes: Kish's effective number of known outcomes.
         events: weighted recurrences among them; ``event_rate`` their weighted share.
         anticipated_r2_cs: the R² the sample sizes were computed at.
@@ -142,16 +163,73 @@ class UpdateResult:
     event_rate: float
     anticipated_r2_cs: float | None
     reasons: tuple[str, ...] = field(default=())
+    extension_prior_sd: float | None = None
+
+
+@dataclass(frozen=True)
+class Extension:
+    """The clinic's records no published term reads, as the extension's linear terms.
+
+    Each column is read as a number (yes/no as 1/0), a blank as the column's median, then
+    standardised: a coefficient is log-odds per standard deviation of its feature.
+    """
+
+    columns: tuple[str, ...]
+    medians: np.ndarray
+    means: np.ndarray
+    scales: np.ndarray
+
+    @classmethod
+    def from_frame(cls, X: pd.DataFrame, exclude: tuple[str, ...]) -> Extension:
+        """Every numeric or boolean column of ``X`` not in ``exclude`` that varies in ``X``
+        (features only: no outcome is read, so cross-validation folds may share it)."""
+        columns, medians, means, scales = [], [], [], []
+        for column in X.columns:
+            series = X[column]
+            if column in exclude or not (
+                pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+            ):
+                continue
+            values = _numbers(series)
+            if np.isnan(values).all():
+                continue
+            median = float(np.nanmedian(values))
+            filled = np.where(np.isnan(values), median, values)
+            scale = float(filled.std())
+            if scale <= 1e-12:
+                continue
+            columns.append(str(column))
+            medians.append(median)
+            means.append(float(filled.mean()))
+            scales.append(scale)
+        return cls(tuple(columns), np.array(medians), np.array(means), np.array(scales))
+
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """``(n, columns)``: each feature median-imputed and standardised."""
+        if not self.columns:
+            return np.zeros((len(X), 0))
+        missing = [c for c in self.columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"the features lack the extension's columns {missing}")
+        values = np.column_stack([_numbers(X[c]) for c in self.columns])
+        values = np.where(np.isnan(values), self.medians, values)
+        return (values - self.means) / self.scales
+
+
+def _numbers(series: pd.Series) -> np.ndarray:
+    return pd.to_numeric(series.astype("object"), errors="coerce").to_numpy(dtype=np.float64)
 
 
 class UpdatedModel(LinearRisk):
-    """The base model after an ``intercept``, ``recalibration`` or ``revision`` update.
+    """The base model after an ``intercept``, ``recalibration``, ``revision`` or
+    ``extension`` update.
 
     Same interface as :class:`models.literature.LiteratureModel`. Attributes: ``base``,
-    ``step``, ``params_`` (``[a]``, ``[a, g]`` or ``[a, g, d_1..d_K]``), ``covariance_``,
-    ``intercept_`` and ``coef_`` (the effective log-odds intercept and per-term
-    coefficients), ``feature_names_in_``, ``terms_``, ``base_rate_`` (weighted event rate of
-    the updating sample).
+    ``step``, ``params_`` (``[a]``, ``[a, g]``, ``[a, g, d_1..d_K]`` or ``[a, g, d_1..d_K,
+    e_1..e_M]``), ``covariance_``, ``intercept_`` and ``coef_`` (the effective log-odds
+    intercept and per-term coefficients, the extension's terms after the published ones),
+    ``extension_`` (:class:`Extension`, or ``None``), ``feature_names_in_``, ``terms_``,
+    ``base_rate_`` (weighted event rate of the updating sample).
     """
 
     def __init__(
@@ -161,17 +239,19 @@ class UpdatedModel(LinearRisk):
         params: np.ndarray,
         covariance: np.ndarray,
         base_rate: float,
+        extension: Extension | None = None,
     ) -> None:
-        if step not in ("intercept", "recalibration", "revision"):
-            raise ValueError(
-                f"an updated model's step is intercept, recalibration or revision ({step!r})"
-            )
+        if step not in STEPS[1:]:
+            raise ValueError(f"an updated model's step is one of {STEPS[1:]} ({step!r})")
+        if (step == "extension") != (extension is not None):
+            raise ValueError("an extension, and only an extension, carries extension terms")
         self.base = base
         self.step = step
         self.params_ = np.asarray(params, dtype=np.float64)
         self.covariance_ = np.asarray(covariance, dtype=np.float64)
         self.feature_names_in_ = base.feature_names_in_
-        self.terms_ = base.terms_
+        self.extension_ = extension
+        self.terms_ = tuple(base.terms_) + (extension.columns if extension is not None else ())
         # The training distributions drift checks and lookups read, the base model's.
         self.reference_ = getattr(base, "reference_", None)
         self.prep_ = getattr(base, "prep_", None)
@@ -186,21 +266,33 @@ class UpdatedModel(LinearRisk):
             # A revision fitted before the slope was part of it: ``[a, d]``.
             self.intercept_, self.coef_ = base.intercept_ + a, base.coef_ + self.params_[1:]
         else:
-            g, d = self.params_[1], self.params_[2:]
-            self.intercept_, self.coef_ = a + g * base.intercept_, g * base.coef_ + d
+            k = len(base.coef_)
+            g, d, e = self.params_[1], self.params_[2 : 2 + k], self.params_[2 + k :]
+            self.intercept_ = a + g * base.intercept_
+            self.coef_ = np.concatenate([g * base.coef_ + d, e])
 
     def term_matrix(self, X: pd.DataFrame) -> np.ndarray:
-        """The base model's centred terms."""
-        return self.base.term_matrix(X)
+        """The base model's centred terms, then the extension's standardised ones."""
+        z = self.base.term_matrix(X)
+        extension = getattr(self, "extension_", None)
+        return z if extension is None else np.column_stack([z, extension.matrix(X)])
 
     def feature_map(self) -> np.ndarray:
-        return self.base.feature_map()
+        mapping = self.base.feature_map()
+        extension = getattr(self, "extension_", None)
+        if extension is None:
+            return mapping
+        columns = list(self.feature_names_in_)
+        extra = np.zeros((len(extension.columns), len(columns)))
+        for k, column in enumerate(extension.columns):
+            extra[k, columns.index(column)] = 1.0
+        return np.vstack([mapping, extra])
 
     def _design(self, z: np.ndarray) -> np.ndarray:
         ones = np.ones((len(z), 1))
         if self.step == "intercept":
             return ones
-        o = self.base.intercept_ + z @ self.base.coef_
+        o = self.base.intercept_ + z[:, : len(self.base.coef_)] @ self.base.coef_
         if self.step == "recalibration":
             return np.column_stack([ones, o])
         if len(self.params_) == len(self.base.coef_) + 1:
@@ -233,6 +325,7 @@ def update_model(
     *,
     alpha: float = 0.05,
     penalty_strengths: tuple[float, ...] = (0.25, 1.0, 4.0, 16.0, 64.0),
+    extension_prior_sd: tuple[float, ...] = (),
     cv_folds: int = 5,
     random_state: int | None = None,
     shrinkage: float = 0.9,
@@ -249,6 +342,7 @@ def update_model(
         groups: athlete ids for the cross-validation folds; ``None``: one per episode.
         alpha: level of each likelihood-ratio test.
         penalty_strengths: the grid of ``lambda`` for the revision.
+        extension_prior_sd: the grid of ``tau`` for the extension; empty: no extension.
         cv_folds: folds of the grouped cross-validation.
         random_state: seeds the folds.
         shrinkage, r2_optimism, risk_margin: Riley et al. 2020 criteria for the sample size.
@@ -259,6 +353,8 @@ def update_model(
     """
     if not penalty_strengths or min(penalty_strengths) <= 0:
         raise ValueError(f"penalty_strengths must be positive and non-empty ({penalty_strengths})")
+    if extension_prior_sd and min(extension_prior_sd) <= 0:
+        raise ValueError(f"extension_prior_sd must be positive ({extension_prior_sd})")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1) (got {alpha})")
     y_arr, w_arr, g_arr = check_targets(X, y, sample_weight, groups)
@@ -286,7 +382,7 @@ def update_model(
     r2 = anticipated_r2_cs(expit(o))
     allowed_r2 = r2 if 0 < r2 < min(max_r2_cs(rate), shrinkage) else None
 
-    fits: dict[Step, tuple[np.ndarray, np.ndarray, float, float]] = {}
+    fits: dict[Step, tuple[np.ndarray, ...]] = {}
     # Intercept: only the overall risk is estimated (Riley's criterion 3 alone, shown).
     need = overall_risk_sample_size(rate, risk_margin)
     fits["intercept"] = _fit_glm(np.ones((len(yk), 1)), yk, wk, o)
@@ -319,19 +415,45 @@ def update_model(
                f"{shrinkage}; this one has {n_eff:.0f})"),
             fit[2],
         )  # fmt: skip
-    lam = None
+    lam = tau = extension = None
     if allowed_r2 is None:
         records["revision"] = StepRecord(
             "revision", False, 1 + len(base.coef_), None,
             f"anticipated R² {r2:.4f} is outside what the outcome rate allows",
         )  # fmt: skip
     else:
-        records["revision"], fit, lam = _supported_revision(
-            z, yk, wk, gk, o, base.coef_se_, penalty_strengths, cv_folds, random_state,
-            lambda k: _parameter_criteria(k, rate, allowed_r2, shrinkage, r2_optimism), n_eff,
+        search = _PenaltySearch(
+            yk, wk, gk, o, cv_folds, random_state, n_eff,
+            lambda k: _parameter_criteria(k, rate, allowed_r2, shrinkage, r2_optimism),
         )  # fmt: skip
+        published = 1.0 / base.coef_se_**2
+        records["revision"], fit, lam = search.best(
+            "revision", z, [(s, s * published) for s in sorted(penalty_strengths)]
+        )
         if fit is not None:
             fits["revision"] = fit
+    if extension_prior_sd:
+        if "revision" not in fits:
+            reason = "the revision it extends was not fitted"
+        else:
+            extension = Extension.from_frame(
+                X[[c for c in X.columns if c in set(base.feature_names_in_)]],
+                tuple(base.term_columns_),
+            )
+            reason = "" if extension.columns else "no recorded feature is left out of the terms"
+        if reason:
+            records["extension"] = StepRecord("extension", False, 0, None, reason)
+        else:
+            ez = np.column_stack([z, extension.matrix(X)[known]])
+            grid = [
+                (t, np.concatenate([lam * published, np.full(len(extension.columns), t**-2.0)]))
+                for t in sorted(extension_prior_sd, reverse=True)
+            ]
+            records["extension"], fit, tau = search.best("extension", ez, grid)
+            if fit is not None:
+                fits["extension"] = fit
+    else:
+        records["extension"] = StepRecord("extension", False, 0, None, "no prior SD configured")
 
     available = [s for s in STEPS if s == "none" or s in fits]
     extensive = available[-1]
@@ -371,10 +493,13 @@ def update_model(
     if chosen == "none":
         model: LiteratureModel | UpdatedModel = base
     else:
-        params, covariance, _, _ = fits[chosen]
-        model = UpdatedModel(base, chosen, params, covariance, rate)
+        params, covariance = fits[chosen][:2]
+        model = UpdatedModel(
+            base, chosen, params, covariance, rate, extension if chosen == "extension" else None
+        )
     return _result(
         chosen, model, records, tuple(tests), lam, n_eff, events, rate, r2, reasons,
+        tau,
     )  # fmt: skip
 
 
@@ -389,6 +514,7 @@ def _result(
     rate: float,
     r2: float | None,
     reasons: list[str],
+    tau: float | None = None,
 ) -> UpdateResult:
     return UpdateResult(
         step=step,
@@ -401,11 +527,15 @@ def _result(
         event_rate=rate,
         anticipated_r2_cs=r2,
         reasons=tuple(reasons),
+        extension_prior_sd=tau,
     )
 
 
 def _df(step: Step, records: dict[Step, StepRecord]) -> float:
-    return 0.0 if step == "none" else float(records[step].parameters)
+    if step == "none":
+        return 0.0
+    record = records[step]
+    return float(record.parameters if record.test_df is None else record.test_df)
 
 
 def _log_likelihood(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
@@ -424,38 +554,39 @@ def _fit_glm(
     return np.asarray(fitted.params), np.asarray(fitted.cov_params()), ll, float(design.shape[1])
 
 
-def _revision_regressor(
-    lam: float, se: np.ndarray, total_weight: float
-) -> GeneralizedLinearRegressor:
-    # glum minimises  deviance / (2 sum w) + alpha/2 b' P2 b, i.e. (-loglik + lam/2 d' P2 d)
-    # / sum w when alpha = lam / sum w and P2 = 1 / se^2: lam = 1 is the published prior.
-    # Its columns are [o, Z]: the slope on the base model's linear predictor goes free.
+def _penalised_regressor(penalties: np.ndarray, total_weight: float) -> GeneralizedLinearRegressor:
+    # glum minimises  deviance / (2 sum w) + alpha/2 b' P2 b, i.e. (-loglik + 1/2 d' P d)
+    # / sum w when alpha = 1 / sum w and P2 = P: the revision's lam / se^2 (lam = 1 is the
+    # published prior), the extension's 1 / tau^2. Its columns are [o, Z(, E)]: the slope on
+    # the base model's linear predictor goes free.
     return GeneralizedLinearRegressor(
         family="binomial",
-        alpha=lam / total_weight,
+        alpha=1.0 / total_weight,
         l1_ratio=0.0,
-        P2=np.concatenate([[0.0], 1.0 / se**2]),
+        P2=np.concatenate([[0.0], penalties]),
         fit_intercept=True,
         gradient_tol=1e-8,
         max_iter=200,
     )
 
 
-def _fit_revision(
-    z: np.ndarray, y: np.ndarray, w: np.ndarray, o: np.ndarray, se: np.ndarray, lam: float
-) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Penalised revision: params ``[a, g, d]``, penalised covariance, log-lik, effective df."""
+def _fit_penalised(
+    z: np.ndarray, y: np.ndarray, w: np.ndarray, o: np.ndarray, penalties: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """Penalised revision or extension: params ``[a, g, d(, e)]``, penalised covariance,
+    log-lik, effective number of parameters ``trace(A)`` and the tests' ``trace(2A - A A)``
+    (:class:`StepRecord`)."""
     columns = np.column_stack([o, z])
     with _one_thread():
-        regressor = _revision_regressor(lam, se, w.sum()).fit(columns, y, sample_weight=w)
+        regressor = _penalised_regressor(penalties, w.sum()).fit(columns, y, sample_weight=w)
     params = np.concatenate([[regressor.intercept_], regressor.coef_])
     design = np.column_stack([np.ones(len(y)), columns])
     p = expit(design @ params)
     information = design.T @ (design * (w * p * (1 - p))[:, None])
-    penalty = np.diag(np.concatenate([[0.0, 0.0], lam / se**2]))
-    covariance = np.linalg.inv(information + penalty)
-    edf = float(np.trace(covariance @ information))
-    return params, covariance, _log_likelihood(y, p, w), edf
+    covariance = np.linalg.inv(information + np.diag(np.concatenate([[0.0, 0.0], penalties])))
+    hat = covariance @ information
+    edf = float(np.trace(hat))
+    return params, covariance, _log_likelihood(y, p, w), edf, 2 * edf - float(np.trace(hat @ hat))
 
 
 def _parameter_criteria(
@@ -468,61 +599,81 @@ def _parameter_criteria(
     return max(size.shrinkage, size.optimism)
 
 
-def _supported_revision(
-    z: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    groups: np.ndarray,
-    o: np.ndarray,
-    se: np.ndarray,
-    strengths: tuple[float, ...],
-    cv_folds: int,
-    random_state: int | None,
-    required: Callable[[int], int],
-    n_eff: float,
-) -> tuple[StepRecord, tuple[np.ndarray, np.ndarray, float, float] | None, float | None]:
-    """The revision at the penalty of least cross-validated loss among those whose effective
-    number of parameters (beyond the intercept, rounded up) the sample supports, with its
-    record; refused, with the numbers, when even the strongest penalty asks for more."""
-    grid = sorted(strengths)
-    folds = GroupKFold(
-        n_splits=min(cv_folds, len(np.unique(groups))), shuffle=True, random_state=random_state
-    )
-    losses = np.zeros(len(grid))
-    with _one_thread():
-        _cross_validate(z, y, w, groups, o, se, grid, folds, losses)
-    fits = [_fit_revision(z, y, w, o, se, lam) for lam in grid]
-    effective = [max(1, int(np.ceil(fit[3] - 1 - 1e-9))) for fit in fits]
-    needs = [required(k) for k in effective]
-    allowed = [i for i in range(len(grid)) if needs[i] <= n_eff]
-    if not allowed:
-        i = len(grid) - 1
+@dataclass(frozen=True)
+class _PenaltySearch:
+    """Choosing the penalty of a revision or an extension: the known outcomes, their folds
+    and Riley's minimum for a number of effective parameters (``required``)."""
+
+    y: np.ndarray
+    w: np.ndarray
+    groups: np.ndarray
+    o: np.ndarray
+    cv_folds: int
+    random_state: int | None
+    n_eff: float
+    required: Callable[[int], int]
+
+    def best(
+        self, step: Step, z: np.ndarray, grid: list[tuple[float, np.ndarray]]
+    ) -> tuple[StepRecord, tuple[np.ndarray, ...] | None, float | None]:
+        """The fit at the grid point of least cross-validated loss among those whose
+        effective number of parameters (beyond the intercept, rounded up) the sample
+        supports, with its record; refused, with the numbers, when even the grid's most
+        penalised point (its last) asks for more. ``grid``: (setting, per-column penalties)."""
+        folds = GroupKFold(
+            n_splits=min(self.cv_folds, len(np.unique(self.groups))),
+            shuffle=True,
+            random_state=self.random_state,
+        )
+        losses = np.zeros(len(grid))
+        with _one_thread():
+            for train, test in folds.split(z, self.y, self.groups):
+                if len(np.unique(self.y[train])) < 2:
+                    continue
+                for k, (_, penalties) in enumerate(grid):
+                    regressor = _penalised_regressor(penalties, self.w[train].sum()).fit(
+                        np.column_stack([self.o[train], z[train]]), self.y[train],
+                        sample_weight=self.w[train],
+                    )  # fmt: skip
+                    eta = regressor.intercept_ + (
+                        np.column_stack([self.o[test], z[test]]) @ regressor.coef_
+                    )
+                    losses[k] -= _log_likelihood(self.y[test], expit(eta), self.w[test])
+        fits = [_fit_penalised(z, self.y, self.w, self.o, penalties) for _, penalties in grid]
+        effective = [max(1, int(np.ceil(fit[3] - 1 - 1e-9))) for fit in fits]
+        needs = [self.required(k) for k in effective]
+        allowed = [i for i in range(len(grid)) if needs[i] <= self.n_eff]
+        setting = "penalty" if step == "revision" else "prior SD"
+        if not allowed:
+            i = len(grid) - 1
+            return (
+                StepRecord(
+                    step, False, fits[i][3], needs[i],
+                    f"{self.n_eff:.0f} effective known outcomes; Riley et al. 2020 ask for "
+                    f"{needs[i]} for {effective[i]} effective parameters even at {setting} "
+                    f"{grid[i][0]:g}",
+                ),
+                None,
+                None,
+            )  # fmt: skip
+        best = int(np.argmin(losses))
+        i = min(allowed, key=lambda k: losses[k])
+        note = "" if i == best else (
+            f"; cross-validation preferred {setting} {grid[best][0]:g} ({effective[best]} "
+            f"effective parameters, {needs[best]} episodes needed)"
+        )  # fmt: skip
         return (
             StepRecord(
-                "revision", False, fits[i][3], needs[i],
-                f"{n_eff:.0f} effective known outcomes; Riley et al. 2020 ask for {needs[i]} "
-                f"for {effective[i]} effective parameters even at the strongest penalty "
-                f"({grid[i]:g})",
+                step, True, fits[i][3], needs[i],
+                f"{self.n_eff:.0f} effective known outcomes meet Riley et al. 2020's "
+                f"{needs[i]} for {effective[i]} effective parameters at {setting} "
+                f"{grid[i][0]:g}{note}",
+                fits[i][2],
+                fits[i][4],
             ),
-            None,
-            None,
+            fits[i],
+            float(grid[i][0]),
         )  # fmt: skip
-    best = int(np.argmin(losses))
-    i = min(allowed, key=lambda k: losses[k])
-    note = "" if i == best else (
-        f"; cross-validation preferred penalty {grid[best]:g} ({effective[best]} effective "
-        f"parameters, {needs[best]} episodes needed)"
-    )  # fmt: skip
-    return (
-        StepRecord(
-            "revision", True, fits[i][3], needs[i],
-            f"{n_eff:.0f} effective known outcomes meet Riley et al. 2020's {needs[i]} for "
-            f"{effective[i]} effective parameters at penalty {grid[i]:g}{note}",
-            fits[i][2],
-        ),
-        fits[i],
-        float(grid[i]),
-    )  # fmt: skip
 
 
 def _one_thread() -> threadpool_limits:
@@ -530,28 +681,6 @@ def _one_thread() -> threadpool_limits:
     # thousand rows: one update of 1,200 episodes took 20 s with two threads on a shared
     # 2-core machine, 2 s with one.
     return threadpool_limits(limits=1, user_api="openmp")
-
-
-def _cross_validate(
-    z: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    groups: np.ndarray,
-    o: np.ndarray,
-    se: np.ndarray,
-    strengths: list[float],
-    folds: GroupKFold,
-    losses: np.ndarray,
-) -> None:
-    """Add each strength's held-out negative log-likelihood over the folds to ``losses``."""
-    for train, test in folds.split(z, y, groups):
-        if len(np.unique(y[train])) < 2:
-            continue
-        for k, lam in enumerate(strengths):
-            regressor = _revision_regressor(lam, se, w[train].sum())
-            regressor.fit(np.column_stack([o[train], z[train]]), y[train], sample_weight=w[train])
-            p = expit(regressor.intercept_ + np.column_stack([o[test], z[test]]) @ regressor.coef_)
-            losses[k] -= _log_likelihood(y[test], p, w[test])
 
 
 def update_from_config(
@@ -568,6 +697,7 @@ def update_from_config(
         base, X, y, sample_weight, groups,
         alpha=config.alpha,
         penalty_strengths=tuple(config.penalty_strengths),
+        extension_prior_sd=tuple(config.extension_prior_sd),
         cv_folds=config.cv_folds,
         random_state=config.random_state,
         shrinkage=sizes.shrinkage,
@@ -584,6 +714,7 @@ def cross_validated_losses(
     groups: np.ndarray | pd.Series | None,
     config: object,
     penalty_strength: float | None = None,
+    extension_prior_sd: float | None = None,
 ) -> dict[Step, float]:
     """Each step's grouped-CV IPCW log loss (weighted mean over held-out known outcomes).
 
@@ -591,17 +722,31 @@ def cross_validated_losses(
     so the numbers compare steps fairly with each other and with other models scored on
     grouped folds. The revision uses ``penalty_strength`` (the one chosen on all the data;
     choosing it again inside each fold would cost the grid again per fold for a loss that
-    moves little); ``None`` leaves the revision out. A fold whose training athletes lack
-    either outcome is skipped. Steps never fitted read NaN.
+    moves little); ``None`` leaves the revision out. The extension likewise uses
+    ``extension_prior_sd`` at that penalty (``None``: left out). A fold whose training
+    athletes lack either outcome is skipped. Steps never fitted read NaN.
     """
     y_arr, w_arr, g_arr = check_targets(X, y, sample_weight, groups)
     known = w_arr > 0
     z_all = base.term_matrix(X)
     o_all = base.intercept_ + z_all @ base.coef_
     z, o, yk, wk, gk = z_all[known], o_all[known], y_arr[known], w_arr[known], g_arr[known]
-    steps: list[Step] = ["none", "intercept", "recalibration"] + (
-        ["revision"] if penalty_strength is not None else []
-    )
+    steps: list[Step] = ["none", "intercept", "recalibration"]
+    penalties: dict[Step, tuple[np.ndarray, np.ndarray]] = {}
+    if penalty_strength is not None:
+        steps.append("revision")
+        published = penalty_strength / base.coef_se_**2
+        penalties["revision"] = (z, published)
+        if extension_prior_sd is not None:
+            extension = Extension.from_frame(
+                X[[c for c in X.columns if c in set(base.feature_names_in_)]],
+                tuple(base.term_columns_),
+            )
+            steps.append("extension")
+            penalties["extension"] = (
+                np.column_stack([z, extension.matrix(X)[known]]),
+                np.concatenate([published, np.full(len(extension.columns), extension_prior_sd**-2.0)]),
+            )
     loss = dict.fromkeys(STEPS, 0.0)
     total = 0.0
     n_groups = len(np.unique(gk))
@@ -627,10 +772,9 @@ def cross_validated_losses(
                     params = _fit_glm(design, yk[train], wt, None)[0]
                     eta = params[0] + params[1] * o[test]
                 else:
-                    params = _fit_revision(
-                        z[train], yk[train], wt, o[train], base.coef_se_, penalty_strength
-                    )[0]
-                    eta = params[0] + params[1] * o[test] + z[test] @ params[2:]
+                    terms, penalty = penalties[step]
+                    params = _fit_penalised(terms[train], yk[train], wt, o[train], penalty)[0]
+                    eta = params[0] + params[1] * o[test] + terms[test] @ params[2:]
                 loss[step] -= _log_likelihood(yk[test], expit(eta), wk[test])
     if total == 0:
         return dict.fromkeys(STEPS, float("nan"))

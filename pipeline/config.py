@@ -459,6 +459,7 @@ class UpdatingConfig(Section):
 
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
     penalty_strengths: tuple[PositiveFloat, ...] = Field((0.25, 1, 4, 16, 64), min_length=1)
+    extension_prior_sd: tuple[PositiveFloat, ...] = (0.03, 0.1, 0.3, 1.0)
     cv_folds: int = Field(5, ge=2, le=20)
     random_state: int = Field(20261126, ge=0)
     sample_size: SampleSizeConfig = SampleSizeConfig()

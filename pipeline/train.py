@@ -274,7 +274,7 @@ def _chosen_loss(selection: pd.DataFrame) -> float:
 
 # The ladder's steps as the run reports them: the literature model as is, its updates
 # (models/updating.py), the candidates.
-LADDER_STEPS = ("literature", "intercept", "recalibration", "revision", "stack")
+LADDER_STEPS = ("literature", "intercept", "recalibration", "revision", "extension", "stack")
 _STEP_NAMES = dict(zip(STEPS, LADDER_STEPS, strict=False))
 
 
@@ -347,7 +347,10 @@ def fit_ladder(
         ).minimum  # fmt: skip
     stack_considered = need is not None and n_eff >= need
     losses = (
-        cross_validated_losses(base, X, y, w, groups, literature.updating, update.penalty_strength)
+        cross_validated_losses(
+            base, X, y, w, groups, literature.updating, update.penalty_strength,
+            update.extension_prior_sd,
+        )  # fmt: skip
         if explain or stack_considered
         else {}
     )

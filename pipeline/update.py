@@ -212,6 +212,14 @@ def _base_of(risk_model: Any, uri: str) -> LiteratureModel:
     if isinstance(model, LiteratureModel):
         return model
     if isinstance(model, UpdatedModel):
+        if getattr(model, "extension_", None) is not None:
+            raise UpdateError(
+                f"{uri}: an extended model (effects of records no paper measured, "
+                f"{', '.join(model.extension_.columns[:3])}...) cannot be the starting point "
+                "of another update: its new terms have no published standard errors to centre "
+                "a revision on. Update from the literature model, or `hamrisk train` on the "
+                "pooled records"
+            )
         base = copy.copy(model.base)
         base.intercept_ = float(model.intercept_)
         base.coef_ = np.asarray(model.coef_, dtype=np.float64).copy()
