@@ -30,9 +30,11 @@ Epidemiol 61:76), with ``o`` the base model's linear predictor and ``Z`` its cen
 The closed testing procedure (Vergouwe et al. 2017, Stat Med 36:4529) compares the most
 extensive step the sample supports with each simpler one by a likelihood-ratio test, from
 ``none`` upwards, and keeps the first that the extensive step does not beat at level
-``alpha``; if it beats them all, it is kept. The revision's and the extension's degrees of
-freedom are their effective numbers of parameters, ``trace((D'WD + P)^-1 D'WD)`` (Gray 1992, JASA 87:942), and
-its likelihood is the unpenalised one at the penalised estimate.
+``alpha``; if it beats them all, it is kept. A penalised step's likelihood is the
+unpenalised one at the penalised estimate, and its degrees of freedom ``trace(2A - A A)``
+with ``A = (D'WD + P)^-1 D'WD`` (Hastie & Tibshirani 1990, see :class:`StepRecord`); its
+effective number of parameters, which Riley's criteria read, is ``trace(A)`` (Gray 1992,
+JASA 87:942).
 
 Riley et al. 2020's minimum sample size (:mod:`models.samplesize`, at the anticipated R² of
 the base model's own risks, :func:`models.samplesize.anticipated_r2_cs`, and the observed
@@ -47,7 +49,7 @@ the extension:
   whose own estimate is off by 0.06 at most. Their minimum is shown beside them as what a
   newly developed model of that size would need.
 - the revision (and the extension) is supported when the sample meets Riley's minimum for
-  its *effective* number of parameters (the trace above, rounded up, at the penalty
+  its *effective* number of parameters (``trace(A)``, rounded up, at the penalty
   cross-validation chose): a
   strong penalty towards the published effects is a model of few effective parameters, and
   Gray's trace is how penalised models are counted (judgement: Riley et al. count
@@ -64,8 +66,9 @@ sample size (Kish 1965): every fit and test uses the weights rescaled to sum to
 
 Intervals of an updated model are its GLM's own: Wald on the log-odds scale from the fitted
 parameters' covariance, the published coefficients taken as fixed in the offset. For the
-revision and the extension the covariance is the penalised one, ``(D'WD + P)^-1``, the posterior covariance of
-the normal prior (written out here: glum reports covariances for unpenalised fits only).
+revision and the extension the covariance is the penalised one, ``(D'WD + P)^-1``, the
+posterior covariance of the normal prior (written out here: glum reports covariances for
+unpenalised fits only).
 """
 
 from __future__ import annotations
@@ -745,7 +748,9 @@ def cross_validated_losses(
             steps.append("extension")
             penalties["extension"] = (
                 np.column_stack([z, extension.matrix(X)[known]]),
-                np.concatenate([published, np.full(len(extension.columns), extension_prior_sd**-2.0)]),
+                np.concatenate(
+                    [published, np.full(len(extension.columns), extension_prior_sd**-2.0)]
+                ),
             )
     loss = dict.fromkeys(STEPS, 0.0)
     total = 0.0
