@@ -346,14 +346,12 @@ def fit_ladder(
             sizes.risk_margin,
         ).minimum  # fmt: skip
     stack_considered = need is not None and n_eff >= need
-    losses = (
-        cross_validated_losses(
+    losses = {}
+    if explain or stack_considered:
+        losses = cross_validated_losses(
             base, X, y, w, groups, literature.updating, update.penalty_strength,
             update.extension_prior_sd,
         )  # fmt: skip
-        if explain or stack_considered
-        else {}
-    )
     chosen = update.step
     rows = []
     for record in update.steps:
