@@ -22,6 +22,10 @@ The decision (alias):
    champion, the literature model or nothing when its log loss estimate is at least as good
    as the reference's (rule 2 already excludes one shown worse) -> ``champion``.
 
+A champion is compared on the episodes outside its own development only (``pipeline.train
+.compare_with_champion``); when none is left the comparison is missing (NaN) and the gates
+alone decide: ``champion`` when every calibration gate passes, else ``challenger``.
+
 ``Promotion.judged`` records whether every calibration gate passed, so the next training run
 knows whether the champion it faces was judged (``hamrisk.judged`` version tag).
 """
@@ -149,6 +153,19 @@ def decide(
     failed = [g for g in results if g.verdict == FAIL]
     if failed:
         return PromotionDecision(CHALLENGER, [g.reason for g in failed], results, judged)
+    if comparison is not None and not math.isfinite(comparison.difference):
+        # Nothing to compare on (every episode was in the champion's development): the
+        # gates alone speak, and a version they cannot judge does not take over.
+        text = f"no episode to compare with {comparison.reference} on"
+        if judged:
+            return PromotionDecision(
+                CHAMPION, [f"every calibration gate passes on its interval; {text}"], results,
+                True,
+            )  # fmt: skip
+        unjudged = [g.reason for g in results if g.verdict == NOT_ENOUGH]
+        return PromotionDecision(
+            CHALLENGER, [f"cannot be judged yet and {text}", *unjudged], results, False
+        )
     if comparison is not None:
         c = comparison
         text = f"log loss minus {c.reference}'s {c.difference:+.4f} ({c.low:+.4f} to {c.high:+.4f})"

@@ -221,7 +221,7 @@ class EvaluationConfig(Section):
     # figures then describe the same procedure on fewer athletes, a slightly pessimistic
     # estimate); false registers the model fitted on the training athletes. Off by default:
     # see configs/train.yaml.
-    refit_on_all: bool = False
+    refit_on_all: bool = True
 
 
 class IncidenceConfig(Section):

@@ -53,6 +53,7 @@ from pipeline.episodes import (
     censoring_inputs,
     censoring_weights,
     development_fingerprint,
+    in_development,
     index_episodes,
 )
 from pipeline.errors import HamriskError
@@ -704,17 +705,38 @@ def compare_with_champion(
 ) -> tuple[registry.Comparison, dict[str, float]]:
     """``risk``'s IPCW log loss against the champion's on ``test`` (or, with no champion,
     ``literature_risk``'s), with a paired bootstrap interval; ``shift(literature)`` is the
-    optimism correction to add. ``train`` and ``update`` both judge a new version by it."""
+    optimism correction to add. ``train`` and ``update`` both judge a new version by it.
+
+    A champion is compared only on the episodes outside its own development (the
+    fingerprint set its training run logged): on those it was fitted or measured on, its
+    log loss is in-sample and would beat an identical retraining. With no such episode
+    left, the difference is NaN and the decision says the two could not be compared.
+    """
     version = registry.champion_version(name)
+    left_out = 0
     if version is None:
         reference, judged = "the literature model", False
         reference_risk = literature_risk
     else:
-        champion = registry.load_risk_model(f"models:/{name}@champion")
-        reference_risk = champion.predict(registry.as_model_input(test.features))["risk"].to_numpy(
-            dtype=np.float64
-        )
+        fingerprint = registry.development_episodes(name, version)
+        if fingerprint is not None:
+            seen = in_development(test.episodes, fingerprint)
+            left_out = int(seen.sum())
+            test, risk = test.subset(np.flatnonzero(~seen)), np.asarray(risk)[~seen]
         reference, judged = f"champion version {version}", registry.champion_judged(name)
+        if left_out:
+            known = int(np.sum(test.weights > 0))
+            reference += f" (on the {known} known outcomes outside its development)"
+        reference_risk = np.empty(0)
+        if len(test.labels):
+            champion = registry.load_risk_model(f"models:/{name}@champion")
+            reference_risk = champion.predict(registry.as_model_input(test.features))[
+                "risk"
+            ].to_numpy(dtype=np.float64)
+    if not np.any(test.weights > 0):
+        nan = float("nan")
+        comparison = registry.Comparison(reference, judged, nan, nan, nan)
+        return comparison, {"reference_development_episodes_left_out": float(left_out)}
     estimate, low, high = log_loss_difference(
         test,
         risk,
@@ -729,6 +751,7 @@ def compare_with_champion(
         "log_loss_vs_reference": estimate,
         "log_loss_vs_reference_ci_low": low,
         "log_loss_vs_reference_ci_high": high,
+        "reference_development_episodes_left_out": float(left_out),
     }
     return registry.Comparison(reference, judged, estimate, low, high), metrics
 

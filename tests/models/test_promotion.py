@@ -11,6 +11,8 @@ from models.judgement import FAIL, NOT_ENOUGH, PASS, calibration_interval
 from models.promotion import CHALLENGER, CHAMPION, Comparison, decide
 from pipeline.config import CONFIG_DIR, TrainConfig, load_config
 
+NOTHING_TO_COMPARE = Comparison("champion version 1", False, np.nan, np.nan, np.nan)
+
 GATES = load_config(TrainConfig, CONFIG_DIR / "train.yaml").registry.gates
 
 GOOD = {
@@ -69,6 +71,9 @@ UNJUDGED_WORSE_ESTIMATE = Comparison("the literature model", False, 0.005, -0.01
         pytest.param(WIDE, BETTER, CHALLENGER, False, id="unjudged-vs-judged-champion"),
         pytest.param(WIDE, UNJUDGED_BETTER, CHAMPION, False, id="unjudged-vs-literature"),
         pytest.param(WIDE, UNJUDGED_WORSE_ESTIMATE, CHALLENGER, False, id="unjudged-not-as-good"),
+        # Nothing outside the champion's development to compare on: the gates alone decide.
+        pytest.param(GOOD, NOTHING_TO_COMPARE, CHAMPION, True, id="judged-nothing-to-compare"),
+        pytest.param(WIDE, NOTHING_TO_COMPARE, CHALLENGER, False, id="unjudged-nothing-to-compare"),
         pytest.param(
             {k: v for k, v in GOOD.items() if not k.startswith("calibration_slope")},
             BETTER,

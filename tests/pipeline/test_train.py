@@ -140,10 +140,12 @@ def test_the_cli_trains_registers_and_gates_each_new_version(store, tmp_path):
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "registered hamstring-reinjury version 1 as champion" in first.stdout
-    # Same data, config and seed: the same model, which ties the champion and takes over.
+    # Same data, config and seed: every episode was in version 1's development, so there is
+    # nothing fair to compare the two on; its gates pass, so it takes over.
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr
     assert "version 2 as champion" in second.stdout
+    assert "no episode to compare with champion version 1" in second.stdout
     listed = subprocess.run(
         [HAMRISK, "models", "list", "--config", str(FAST)],
         capture_output=True, text=True, env=env, timeout=60,
@@ -172,6 +174,36 @@ def test_training_reads_no_clock_inside_features(trained_model, features_config)
     first = index_episodes(cohort, trained_model["today"], features_config.outcome)
     second = index_episodes(cohort, dt.date(2026, 11, 1), features_config.outcome)
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_the_champion_is_compared_only_on_episodes_outside_its_development(store, features_config):
+    """The fixture's champion was developed on the fixture's cohort: on that cohort there is
+    nothing to compare on (NaN, all known episodes left out); once half the athletes are
+    new episodes (other injury ids), it is compared on those alone."""
+    import dataclasses
+
+    from pipeline.train import compare_with_champion
+
+    config = load_config(TrainConfig, FAST)
+    data = _training_data(store, features_config, config)
+    risk = np.full(len(data.labels), 0.3)
+    comparison, metrics = compare_with_champion(
+        "hamstring-reinjury", data, risk, config, literature_risk=risk
+    )
+    assert np.isnan(comparison.difference)
+    assert metrics["reference_development_episodes_left_out"] == np.sum(data.weights > 0)
+    athletes = np.unique(data.groups)
+    new = np.isin(data.groups, athletes[::2])
+    episodes = data.episodes.copy()
+    episodes.loc[new, "injury_id"] = episodes.loc[new, "injury_id"].astype(str) + "-later"
+    mixed = dataclasses.replace(data, episodes=episodes)
+    comparison, metrics = compare_with_champion(
+        "hamstring-reinjury", mixed, risk, config, literature_risk=risk
+    )
+    assert np.isfinite(comparison.difference)
+    assert metrics["reference_development_episodes_left_out"] == np.sum(~new & (data.weights > 0))
+    outside = int(np.sum(new & (data.weights > 0)))
+    assert f"on the {outside} known outcomes outside its development" in comparison.reference
 
 
 @pytest.mark.slow
