@@ -43,11 +43,13 @@ FULL = {
     "lookup_repeats": 5,
     "censoring": (2_000, 20_000),
     "curves": CurvesSettings(athletes=2_000, test_athletes=3_000),
-    # One seed: a 5,000-athlete clinic trains the whole ladder with its stack and 40
-    # members in each of the three worlds (about ten minutes each on this machine).
+    # One seed at every size (the 5,000-athlete clinics take about two minutes each in each
+    # world on this machine), two more up to 1,000 athletes, where one seed is mostly noise.
     "ladder": {
         "sizes": [50, 100, 250, 500, 1_000, 5_000],
         "seeds": [20261126],
+        "extra_seeds": (20261127, 20261128),
+        "extra_up_to": 1_000,
         "test_athletes": 10_000,
     },
 }
@@ -156,6 +158,8 @@ def run(
             lambda: run_ladder(
                 ladder_sizes["sizes"], list(WORLDS), ladder_sizes["seeds"],
                 ladder_sizes["test_athletes"],
+                extra_seeds=ladder_sizes.get("extra_seeds", ()),
+                extra_up_to=ladder_sizes.get("extra_up_to", 0),
             ),
         )  # fmt: skip
         sections.append(failed or render_ladder(ladder))

@@ -105,8 +105,16 @@ def _true_calibration(true_risk: np.ndarray, risk: np.ndarray) -> tuple[float, f
 
 
 def run_ladder(
-    sizes: list[int], worlds: list[str], seeds: list[int], test_athletes: int, n_boot: int = 100
+    sizes: list[int],
+    worlds: list[str],
+    seeds: list[int],
+    test_athletes: int,
+    n_boot: int = 100,
+    extra_seeds: tuple[int, ...] = (),
+    extra_up_to: int = 0,
 ) -> LadderBench:
+    """Every size at ``seeds``; sizes up to ``extra_up_to`` also at ``extra_seeds`` (small
+    clinics are cheap to train and their one-seed figures are mostly noise)."""
     sim = load_config(SimulationConfig, name="simulation")
     features = load_config(FeaturesConfig, name="features")
     train = load_config(TrainConfig, name="train")
@@ -119,11 +127,14 @@ def run_ladder(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "cohort"
         for world in worlds:
-            for seed in seeds:
+            for seed in [*seeds, *extra_seeds]:
+                cell_sizes = sizes if seed in seeds else [s for s in sizes if s <= extra_up_to]
+                if not cell_sizes:
+                    continue
                 test, truth = _prepared(
                     sim, features, train, test_athletes, seed + TEST_SEED_OFFSET, world, folder
                 )
-                for size in sizes:
+                for size in cell_sizes:
                     progress(f"ladder: {world}, {size:,} athletes, seed {seed}")
                     try:
                         data, _ = _prepared(sim, features, train, size, seed, world, folder)
@@ -187,7 +198,7 @@ def run_ladder(
                             )
                         rows.append(row)
                     print(pd.DataFrame(rows[-4:]).to_string(index=False), flush=True)
-    return LadderBench(pd.DataFrame(rows), test_athletes, tuple(seeds))
+    return LadderBench(pd.DataFrame(rows), test_athletes, (*seeds, *extra_seeds))
 
 
 def run_registered(
@@ -240,14 +251,15 @@ def render_ladder(b: LadderBench) -> str:
         "## Ladder: training that respects the sample",
         "",
         f"Simulated clinics in three worlds, each model scored on an independent cohort of"
-        f" {b.test_athletes:,} athletes (seeds {', '.join(map(str, b.seeds))}; means over"
-        " seeds). MSE to the true risk (lower is better), IPCW-weighted AUC, calibration"
+        f" {b.test_athletes:,} athletes per seed (seeds {', '.join(map(str, b.seeds))}; means"
+        " over the `seeds` column's cohorts, each with its own test cohort). MSE to the true"
+        " risk (lower is better), IPCW-weighted AUC, calibration"
         " slope, mean predicted minus mean true risk. `hamrisk` is what `hamrisk train`"
         " registers; `step` the ladder's choice.",
         "",
-        "| world | athletes | step | MSE hamrisk | literature | updated | logistic IPCW"
+        "| world | athletes | seeds | step | MSE hamrisk | literature | updated | logistic IPCW"
         " | AUC hamrisk | slope hamrisk | bias hamrisk | slope vs truth | 95% interval covers |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (world, size), cell in t.groupby(["world", "athletes"], sort=False):
         by = cell.groupby("model")[["mse", "auc", "slope", "bias"]].mean()
@@ -255,7 +267,8 @@ def render_ladder(b: LadderBench) -> str:
         steps = ", ".join(hamrisk["step"].astype(str))
         h = by.loc["hamrisk"]
         lines.append(
-            f"| {world} | {size:,} | {steps} | {h['mse']:.4f} | {by.loc['literature', 'mse']:.4f}"
+            f"| {world} | {size:,} | {len(hamrisk)} | {steps} | {h['mse']:.4f}"
+            f" | {by.loc['literature', 'mse']:.4f}"
             f" | {by.loc['updated', 'mse']:.4f} | {by.loc['logistic_ipcw', 'mse']:.4f}"
             f" | {h['auc']:.3f} | {h['slope']:.2f} | {h['bias']:+.3f}"
             f" | {hamrisk['true_slope'].mean():.2f} | {hamrisk['coverage'].mean():.0%} |"
