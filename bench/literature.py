@@ -28,6 +28,10 @@ to the true risks than the literature model it would replace.
 (the ladder fitted on every episode, ``evaluation.refit_on_all``), without the held-out
 measurement, the temporal check or the peers: a third of the cost, for the spread and
 coverage of large clinics (20,000 athletes).
+
+``--extension-sweep 0.05 0.1 0.3 ...`` fits the extension at each prior SD given (the
+revision's penalty as the ladder chose it, no closed test, no sample-size limit) and prints
+its MSE and slope against the truth: the price in MSE of a spread that matches the truth.
 """
 
 from __future__ import annotations
@@ -237,6 +241,62 @@ def run_registered(
     return pd.DataFrame(rows)
 
 
+def run_extension_sweep(
+    sizes: list[int],
+    worlds: list[str],
+    seeds: list[int],
+    test_athletes: int,
+    prior_sds: list[float],
+) -> pd.DataFrame:
+    """The extension at each prior SD in ``prior_sds``: MSE and slope against the truth."""
+    from models.updating import Extension, UpdatedModel, _fit_penalised
+
+    sim = load_config(SimulationConfig, name="simulation")
+    features = load_config(FeaturesConfig, name="features")
+    train = load_config(TrainConfig, name="train")
+    literature = load_config(LiteratureConfig, name="literature")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "cohort"
+        for world in worlds:
+            for seed in seeds:
+                test, truth = _prepared(
+                    sim, features, train, test_athletes, seed + TEST_SEED_OFFSET, world, folder
+                )
+                for size in sizes:
+                    data, _ = _prepared(sim, features, train, size, seed, world, folder)
+                    X = data.features
+                    base = LiteratureModel.from_config(literature).fit(X)
+                    chosen = update_from_config(
+                        base, X, data.labels, data.weights, data.groups, literature.updating
+                    )
+                    if chosen.penalty_strength is None:
+                        continue
+                    known = data.weights > 0
+                    w = data.weights[known]
+                    w = w * (w.sum() / np.sum(w**2))
+                    z = base.term_matrix(X)[known]
+                    o = base.intercept_ + z @ base.coef_
+                    extension = Extension.from_frame(X, tuple(base.term_columns_))
+                    terms = np.column_stack([z, extension.matrix(X)[known]])
+                    published = chosen.penalty_strength / base.coef_se_**2
+                    for sd in prior_sds:
+                        penalties = np.concatenate(
+                            [published, np.full(len(extension.columns), sd**-2.0)]
+                        )
+                        fit = _fit_penalised(terms, data.labels[known], w, o, penalties)
+                        model = UpdatedModel(base, "extension", *fit[:2], 0.0, extension)
+                        risk = model.predict_risk(test.features)
+                        rows.append({
+                            "world": world, "seed": seed, "athletes": size, "prior_sd": sd,
+                            "chosen": chosen.extension_prior_sd, "step": chosen.step,
+                            "effective_parameters": fit[3],
+                            "mse": float(np.mean((risk - truth) ** 2)),
+                            "true_slope": _true_calibration(truth, risk)[0],
+                        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def _mean_table(table: pd.DataFrame) -> pd.DataFrame:
     scored = table.dropna(subset=["mse"])
     return scored.groupby(["world", "athletes", "model"])[
@@ -314,7 +374,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[20261126])
     parser.add_argument("--test-athletes", type=int, default=10_000)
     parser.add_argument("--registered-only", action="store_true")
+    parser.add_argument("--extension-sweep", type=float, nargs="+", metavar="PRIOR_SD")
     args = parser.parse_args()
+    if args.extension_sweep:
+        table = run_extension_sweep(
+            args.sizes, args.worlds, args.seeds, args.test_athletes, args.extension_sweep
+        )
+        print(table.to_string(index=False))
+        return
     if args.registered_only:
         table = run_registered(args.sizes, args.worlds, args.seeds, args.test_athletes)
         print(table.to_string(index=False))
