@@ -50,7 +50,13 @@ def child_env(home: Path) -> dict[str, str]:
 
 
 def train_bench_model(work: Path, configs: Configs, athletes: int) -> BenchModel:
-    """Simulate a cohort, run ``train_model`` on it and register the result in a private store."""
+    """Simulate a cohort, run ``train_model`` on it and register the result in a private store.
+
+    The candidates alone (``model.ladder: false``): scoring is measured against LightGBM's
+    bare predict of the same trees, and a boosted model is the costliest the ladder can
+    register (at 2,000 athletes the ladder itself registers a logistic extension, a matrix
+    product per episode).
+    """
     from pipeline.train import train_model
 
     home = work / "store"
@@ -62,10 +68,11 @@ def train_bench_model(work: Path, configs: Configs, athletes: int) -> BenchModel
         shutil.rmtree(cohort)
     progress(f"store: training the benchmark model on {athletes:,} athletes (private store)")
     run_simulation(configs.simulation, cohort, athletes=athletes, random_state=5, fmt="parquet")
+    train = configs.train.model_copy(
+        update={"model": configs.train.model.model_copy(update={"ladder": False})}
+    )
     with private_store(home):
-        result = train_model(
-            cohort, configs.features, configs.train, today=configs.simulation.export_date
-        )
+        result = train_model(cohort, configs.features, train, today=configs.simulation.export_date)
     return BenchModel(
         home=home,
         uri=f"models:/{result.model_name}/{result.version}",
@@ -97,6 +104,7 @@ def train_interaction_model(work: Path, configs: Configs, base: BenchModel) -> B
         return None
     document = configs.train.model_dump()
     document["model"]["candidates"] = [chosen.model_dump()]
+    document["model"]["ladder"] = False
     train = TrainConfig.model_validate(document)
     progress("store: training a model with interacting trees (same cohort, private store)")
     with private_store(base.home):
