@@ -28,20 +28,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 from scipy.special import expit, logit
-from scipy.stats import norm
 
 from models.compact import Assessment
 from models.drift import build_reference
 from models.prep import FeaturePrep
 
 # Published intervals are 95% intervals.
-_Z95 = float(norm.ppf(0.975))
+# statistics.NormalDist, not scipy.stats: serving a literature or updated model (a lookup
+# unpickles this module) then imports no scipy.stats, half a second of a cold start.
+_Z95 = NormalDist().inv_cdf(0.975)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,8 @@ class LiteratureModel(LinearRisk):
         def gap(b: float) -> float:
             return float(np.mean(expit(b + centred))) - target
 
+        from scipy.optimize import brentq  # fitting only: lookups load no optimiser
+
         self.intercept_ = float(brentq(gap, -30.0, 30.0, xtol=1e-12))
         self.intercept_se_ = float((logit(high) - logit(low)) / (2 * _Z95))
         self.base_rate_ = float(target)
@@ -325,7 +328,7 @@ def wald_assessment(
     ``(n, terms)`` contributions summed into feature columns by ``feature_map``."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1) (got {level})")
-    half = float(norm.ppf(0.5 + level / 2)) * se
+    half = NormalDist().inv_cdf(0.5 + level / 2) * se
     frame = None
     if contributions:
         frame = pd.DataFrame(

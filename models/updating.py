@@ -75,16 +75,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from glum import GeneralizedLinearRegressor
 from scipy.special import expit, xlogy
-from scipy.stats import chi2
-from sklearn.model_selection import GroupKFold
-from threadpoolctl import threadpool_limits
 
 from models.compact import Assessment
 from models.literature import LinearRisk, LiteratureModel, wald_assessment
@@ -477,7 +472,7 @@ def update_model(
                 )
                 chosen = simpler
                 break
-            p_value = float(chi2.sf(statistic, df))
+            p_value = float(_chi2().sf(statistic, df))
             significant = p_value < alpha
             tests.append(
                 LikelihoodRatioTest(extensive, simpler, statistic, df, p_value, significant)
@@ -550,6 +545,8 @@ def _fit_glm(
     design: np.ndarray, y: np.ndarray, w: np.ndarray, offset: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Unpenalised weighted logistic GLM (statsmodels): params, covariance, log-lik, df."""
+    import statsmodels.api as sm
+
     model = sm.GLM(y, design, family=sm.families.Binomial(), offset=offset, var_weights=w)
     fitted = model.fit()
     eta = design @ fitted.params + (0.0 if offset is None else offset)
@@ -557,11 +554,13 @@ def _fit_glm(
     return np.asarray(fitted.params), np.asarray(fitted.cov_params()), ll, float(design.shape[1])
 
 
-def _penalised_regressor(penalties: np.ndarray, total_weight: float) -> GeneralizedLinearRegressor:
+def _penalised_regressor(penalties: np.ndarray, total_weight: float) -> Any:
     # glum minimises  deviance / (2 sum w) + alpha/2 b' P2 b, i.e. (-loglik + 1/2 d' P d)
     # / sum w when alpha = 1 / sum w and P2 = P: the revision's lam / se^2 (lam = 1 is the
     # published prior), the extension's 1 / tau^2. Its columns are [o, Z(, E)]: the slope on
     # the base model's linear predictor goes free.
+    from glum import GeneralizedLinearRegressor
+
     return GeneralizedLinearRegressor(
         family="binomial",
         alpha=1.0 / total_weight,
@@ -623,7 +622,7 @@ class _PenaltySearch:
         effective number of parameters (beyond the intercept, rounded up) the sample
         supports, with its record; refused, with the numbers, when even the grid's most
         penalised point (its last) asks for more. ``grid``: (setting, per-column penalties)."""
-        folds = GroupKFold(
+        folds = _group_folds(
             n_splits=min(self.cv_folds, len(np.unique(self.groups))),
             shuffle=True,
             random_state=self.random_state,
@@ -679,10 +678,26 @@ class _PenaltySearch:
         )  # fmt: skip
 
 
-def _one_thread() -> threadpool_limits:
+def _group_folds(**options: Any) -> Any:
+    from sklearn.model_selection import GroupKFold
+
+    return GroupKFold(**options)
+
+
+def _chi2() -> Any:
+    from scipy.stats import chi2
+
+    return chi2
+
+
+# Fitting imports glum, statsmodels, scikit-learn and scipy.stats where they are used: serving
+# an updated model (a lookup unpickles this module) needs none of them.
+def _one_thread() -> Any:
     # glum's OpenMP threads cost far more in synchronisation than they save on a few
     # thousand rows: one update of 1,200 episodes took 20 s with two threads on a shared
     # 2-core machine, 2 s with one.
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=1, user_api="openmp")
 
 
@@ -757,7 +772,7 @@ def cross_validated_losses(
     n_groups = len(np.unique(gk))
     if n_groups < 2 or len(np.unique(yk)) < 2:
         return dict.fromkeys(STEPS, float("nan"))
-    folds = GroupKFold(
+    folds = _group_folds(
         n_splits=min(config.cv_folds, n_groups), shuffle=True, random_state=config.random_state
     )
     with _one_thread():

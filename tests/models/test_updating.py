@@ -343,3 +343,29 @@ def test_an_extended_model_is_refused_as_the_parent_of_an_update(base, frame):
     served = ServedLinearModel(model, "updated").fit(X)
     with pytest.raises(UpdateError, match="extended model .* cannot be the starting point"):
         _base_of(served, "models:/hamstring-reinjury/3")
+
+
+def test_serving_an_updated_model_imports_none_of_the_fitting_libraries(base, frame, tmp_path):
+    """A lookup unpickles the served model: glum, statsmodels, scikit-learn, scipy.stats and
+    scipy.optimize are for fitting only, and cost seconds of a cold start."""
+    import pickle
+    import subprocess
+    import sys
+
+    column = _unpublished(frame, base)
+    X = frame.sample(2000, random_state=33)
+    values = pd.to_numeric(X[column].astype("object"), errors="coerce")
+    eta = base.linear_predictor(X) + 0.8 * ((values - values.mean()) / values.std()).fillna(0)
+    model = update(base, X, outcomes(eta.to_numpy(), 34), extension=EXTENSION).model
+    path = tmp_path / "updated.pkl"
+    path.write_bytes(pickle.dumps((model, frame.iloc[:20])))
+    heavy = ("glum", "statsmodels", "sklearn", "scipy.stats", "scipy.optimize")
+    code = (
+        "import pickle, sys; "
+        f"model, rows = pickle.loads(open({str(path)!r}, 'rb').read()); "
+        "model.assess(rows); model.predict_interval(rows); "
+        f"print(type(model).__name__, sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [UpdatedModel.__name__, "[]"]
