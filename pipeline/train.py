@@ -539,7 +539,12 @@ def develop_model(
     # The registered model carries its timing, fitted on the episodes the registered model
     # was: the pyfunc, the model cache and the compact model spread the one-year risk over
     # the horizons with it (models.curve.risk_curve).
-    model.timing_ = fit_timing(fit_data, config)
+    timing = fit_timing(fit_data, config)
+    # A trained RiskModel keeps the full fit and compacts it with itself (RiskModel.compact);
+    # a literature or updated model is served as it is registered, so it carries the
+    # lightest form that gives the same numbers (a lookup then imports no LightGBM unless
+    # the timing kept trees).
+    model.timing_ = timing if isinstance(model, RiskModel) else timing.compact()
 
     optimism = None
     log_loss_optimism = literature_log_loss_optimism = 0.0

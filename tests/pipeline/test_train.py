@@ -230,6 +230,18 @@ def test_refit_on_all_measures_on_held_out_athletes_and_registers_the_fit_on_all
     # The held-out figures are the procedure's on the training athletes, as without refit;
     # the registered model is another fit (on every episode).
     pd.testing.assert_frame_equal(development.metrics, kept.metrics)
+    # The timing travels in its lightest form with a model served as registered (a
+    # literature or updated one); a trained RiskModel keeps the full fit and compacts it
+    # with itself.
+    from models.estimators import RiskModel
+    from models.incidence import TimingModel
+
+    timing = development.model.timing_
+    if isinstance(development.model, RiskModel):
+        assert isinstance(timing, TimingModel)
+    else:
+        assert not isinstance(timing, TimingModel) or timing.booster_ is not None
+        assert timing.predict_shape(data.features.iloc[:5]).shape == (5, len(timing.horizons))
     held_out = development.test.features
     assert not np.allclose(
         development.model.predict_risk(held_out), kept.model.predict_risk(held_out)
