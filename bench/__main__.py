@@ -237,20 +237,30 @@ def run(
 
 def merge_sections(document: str, sections: list[str], stamp: str) -> str:
     """``document`` with each of ``sections`` (markdown starting ``## Title``) in place of
-    its namesake, or added before ``## Notes`` (at the end without one), each stamped."""
+    its namesake, or added before ``## Notes`` (at the end without one), each stamped.
+
+    A namesake is a section of the same title, or the short placeholder a failed run wrote
+    in its place (``## Scoring`` for ``## Scoring: end to end...``)."""
     head, *parts = document.split("\n## ")
     titled = [("## " + part).rstrip("\n") for part in parts]
     for section in sections:
         title = section.splitlines()[0]
         first, _, rest = section.partition("\n")
         stamped = f"{first}\n\n{stamp}\n{rest}".rstrip("\n")
-        at = next((i for i, t in enumerate(titled) if t.splitlines()[0] == title), None)
+        at = next(
+            (i for i, t in enumerate(titled) if _same_section(t.splitlines()[0], title)), None
+        )
         if at is None:
             notes = next((i for i, t in enumerate(titled) if t.startswith("## Notes")), None)
             titled.insert(len(titled) if notes is None else notes, stamped)
         else:
             titled[at] = stamped
     return "\n\n".join([head.rstrip("\n"), *titled]) + "\n"
+
+
+def _same_section(old: str, new: str) -> bool:
+    """Whether heading ``old`` is ``new`` or the placeholder of a failed run for it."""
+    return old == new or new.startswith(old + ":") or new.startswith(old + " ")
 
 
 def main(argv: list[str] | None = None) -> int:

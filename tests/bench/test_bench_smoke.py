@@ -116,3 +116,15 @@ def test_a_section_measured_alone_replaces_its_namesake_and_keeps_the_rest() -> 
     assert merged.index("## Risk over time") < merged.index("## Notes")
     assert merged.count(stamp) == 2
     assert merged.index("## Ladder\n\n*measured alone*\n\nnew ladder") > 0
+
+
+def test_a_section_measured_alone_replaces_the_placeholder_of_a_failed_run() -> None:
+    document = (
+        "# Benchmarks\n\nheader\n\n## Scoring\n\nNot measured: the benchmark failed.\n\n"
+        "## Risk over time against the true curves\n\nold curves\n\n## Notes\n\n- n\n"
+    )
+    merged = merge_sections(
+        document, ["## Scoring: end to end against bare predict\n\nnew scoring"], "*alone*"
+    )
+    assert "Not measured" not in merged and "new scoring" in merged
+    assert merged.count("## Scoring") == 1 and "old curves" in merged
