@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,38 @@ def _prepared(
     return data, true_risk["true_risk"].to_numpy(dtype=np.float64)
 
 
+def _cells(
+    train: TrainConfig,
+    worlds: list[str],
+    seeds: list[int],
+    test_athletes: int,
+    sizes_at: Callable[[int], list[int]],
+) -> Iterator[tuple[str, int, int, TrainingData, np.ndarray, Callable[[], TrainingData]]]:
+    """Every (world, seed, size): the seed's test cohort and its true risks, and a function
+    that simulates, validates and prepares the training cohort (it may raise when too few
+    outcomes come out). ``sizes_at(seed)``: the sizes drawn at that seed."""
+    sim = load_config(SimulationConfig, name="simulation")
+    features = load_config(FeaturesConfig, name="features")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "cohort"
+        for world in worlds:
+            for seed in seeds:
+                sizes = sizes_at(seed)
+                if not sizes:
+                    continue
+                test, truth = _prepared(
+                    sim, features, train, test_athletes, seed + TEST_SEED_OFFSET, world, folder
+                )
+                for size in sizes:
+
+                    def training(
+                        size: int = size, seed: int = seed, world: str = world
+                    ) -> TrainingData:
+                        return _prepared(sim, features, train, size, seed, world, folder)[0]
+
+                    yield world, seed, size, test, truth, training
+
+
 def _true_calibration(true_risk: np.ndarray, risk: np.ndarray) -> tuple[float, float]:
     """Slope and intercept of the true log-odds on the model's (least squares): the model's
     calibration with infinitely many outcomes."""
@@ -119,8 +152,6 @@ def run_ladder(
 ) -> LadderBench:
     """Every size at ``seeds``; sizes up to ``extra_up_to`` also at ``extra_seeds`` (small
     clinics are cheap to train and their one-seed figures are mostly noise)."""
-    sim = load_config(SimulationConfig, name="simulation")
-    features = load_config(FeaturesConfig, name="features")
     train = load_config(TrainConfig, name="train")
     train = train.model_copy(
         update={"evaluation": train.evaluation.model_copy(update={"n_boot": n_boot})}
@@ -128,80 +159,74 @@ def run_ladder(
     literature = load_config(LiteratureConfig, name="literature")
     gates = train.registry.gates
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "cohort"
-        for world in worlds:
-            for seed in [*seeds, *extra_seeds]:
-                cell_sizes = sizes if seed in seeds else [s for s in sizes if s <= extra_up_to]
-                if not cell_sizes:
-                    continue
-                test, truth = _prepared(
-                    sim, features, train, test_athletes, seed + TEST_SEED_OFFSET, world, folder
+    cells = _cells(
+        train, worlds, [*seeds, *extra_seeds], test_athletes,
+        lambda seed: sizes if seed in seeds else [s for s in sizes if s <= extra_up_to],
+    )  # fmt: skip
+    for world, seed, size, test, truth, training in cells:
+        progress(f"ladder: {world}, {size:,} athletes, seed {seed}")
+        try:
+            data = training()
+        except Exception as exc:  # noqa: BLE001 - too few outcomes at 50 athletes
+            rows.append({"world": world, "seed": seed, "athletes": size,
+                         "model": "hamrisk", "note": str(exc)[:80]})  # fmt: skip
+            continue
+        development = develop_model(data, train, literature)
+        base = LiteratureModel.from_config(literature).fit(data.features)
+        updated = update_from_config(
+            base, data.features, data.labels, data.weights, data.groups,
+            literature.updating,
+        ).model  # fmt: skip
+        logistic = fit_candidate(train.model.baseline, data, train, n_bootstrap=0)
+        difference = log_loss_difference(
+            development.test, development.test_risk, development.literature_risk,
+            n_boot, train.random_state, development.shift_against(literature=True),
+            gates.level,
+        )  # fmt: skip
+        decision = decide(
+            _metric_dict("", development.metrics),
+            gates,
+            Comparison("the literature model", False, *difference),
+        )
+        models = {
+            "hamrisk": development.model,
+            "literature": base,
+            "updated": updated,
+            "logistic_ipcw": logistic,
+        }
+        literature_mse = float(np.mean((base.predict_risk(test.features) - truth) ** 2))
+        for name, model in models.items():
+            risk = np.asarray(model.predict_risk(test.features), dtype=np.float64)
+            row = {
+                "world": world,
+                "seed": seed,
+                "athletes": size,
+                "episodes": len(data.labels),
+                "model": name,
+                "mse": float(np.mean((risk - truth) ** 2)),
+                "auc": weighted_auc(test.labels, risk, test.weights),
+                "slope": calibration_slope(test.labels, risk, test.weights),
+                "intercept": calibration_intercept(test.labels, risk, test.weights),
+                "bias": float(risk.mean() - truth.mean()),
+                "mse_constant": float(np.var(truth)),
+            }
+            if name == "hamrisk":
+                slope, intercept = _true_calibration(truth, risk)
+                lo, hi = gates.calibration_slope.tolerance
+                ilo, ihi = gates.calibration_intercept.tolerance
+                low, high = model.predict_interval(test.features)
+                inside = (np.asarray(low) <= truth) & (truth <= np.asarray(high))
+                row.update(
+                    step=development.step,
+                    alias=decision.alias,
+                    should=bool(lo <= slope <= hi and ilo <= intercept <= ihi),
+                    better=row["mse"] < literature_mse,
+                    true_slope=slope,
+                    true_intercept=intercept,
+                    coverage=float(inside.mean()),
                 )
-                for size in cell_sizes:
-                    progress(f"ladder: {world}, {size:,} athletes, seed {seed}")
-                    try:
-                        data, _ = _prepared(sim, features, train, size, seed, world, folder)
-                    except Exception as exc:  # noqa: BLE001 - too few outcomes at 50 athletes
-                        rows.append({"world": world, "seed": seed, "athletes": size,
-                                     "model": "hamrisk", "note": str(exc)[:80]})  # fmt: skip
-                        continue
-                    development = develop_model(data, train, literature)
-                    base = LiteratureModel.from_config(literature).fit(data.features)
-                    updated = update_from_config(
-                        base, data.features, data.labels, data.weights, data.groups,
-                        literature.updating,
-                    ).model  # fmt: skip
-                    logistic = fit_candidate(train.model.baseline, data, train, n_bootstrap=0)
-                    difference = log_loss_difference(
-                        development.test, development.test_risk, development.literature_risk,
-                        n_boot, train.random_state, development.shift_against(literature=True),
-                        gates.level,
-                    )  # fmt: skip
-                    decision = decide(
-                        _metric_dict("", development.metrics),
-                        gates,
-                        Comparison("the literature model", False, *difference),
-                    )
-                    models = {
-                        "hamrisk": development.model,
-                        "literature": base,
-                        "updated": updated,
-                        "logistic_ipcw": logistic,
-                    }
-                    literature_mse = float(np.mean((base.predict_risk(test.features) - truth) ** 2))
-                    for name, model in models.items():
-                        risk = np.asarray(model.predict_risk(test.features), dtype=np.float64)
-                        row = {
-                            "world": world,
-                            "seed": seed,
-                            "athletes": size,
-                            "episodes": len(data.labels),
-                            "model": name,
-                            "mse": float(np.mean((risk - truth) ** 2)),
-                            "auc": weighted_auc(test.labels, risk, test.weights),
-                            "slope": calibration_slope(test.labels, risk, test.weights),
-                            "intercept": calibration_intercept(test.labels, risk, test.weights),
-                            "bias": float(risk.mean() - truth.mean()),
-                            "mse_constant": float(np.var(truth)),
-                        }
-                        if name == "hamrisk":
-                            slope, intercept = _true_calibration(truth, risk)
-                            lo, hi = gates.calibration_slope.tolerance
-                            ilo, ihi = gates.calibration_intercept.tolerance
-                            low, high = model.predict_interval(test.features)
-                            inside = (np.asarray(low) <= truth) & (truth <= np.asarray(high))
-                            row.update(
-                                step=development.step,
-                                alias=decision.alias,
-                                should=bool(lo <= slope <= hi and ilo <= intercept <= ihi),
-                                better=row["mse"] < literature_mse,
-                                true_slope=slope,
-                                true_intercept=intercept,
-                                coverage=float(inside.mean()),
-                            )
-                        rows.append(row)
-                    print(pd.DataFrame(rows[-4:]).to_string(index=False), flush=True)
+            rows.append(row)
+        print(pd.DataFrame(rows[-4:]).to_string(index=False), flush=True)
     return LadderBench(pd.DataFrame(rows), test_athletes, (*seeds, *extra_seeds))
 
 
@@ -209,35 +234,28 @@ def run_registered(
     sizes: list[int], worlds: list[str], seeds: list[int], test_athletes: int
 ) -> pd.DataFrame:
     """The registered model's MSE, slope against the truth and interval coverage alone."""
-    sim = load_config(SimulationConfig, name="simulation")
-    features = load_config(FeaturesConfig, name="features")
     train = load_config(TrainConfig, name="train")
     literature = load_config(LiteratureConfig, name="literature")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "cohort"
-        for world in worlds:
-            for seed in seeds:
-                test, truth = _prepared(
-                    sim, features, train, test_athletes, seed + TEST_SEED_OFFSET, world, folder
-                )
-                for size in sizes:
-                    progress(f"registered: {world}, {size:,} athletes, seed {seed}")
-                    data, _ = _prepared(sim, features, train, size, seed, world, folder)
-                    ladder = fit_ladder(
-                        data.features, data.labels, data.weights, data.groups, train, literature
-                    )
-                    risk = np.asarray(ladder.model.predict_risk(test.features), dtype=np.float64)
-                    low, high = ladder.model.predict_interval(test.features)
-                    slope, intercept = _true_calibration(truth, risk)
-                    rows.append({
-                        "world": world, "seed": seed, "athletes": size,
-                        "episodes": len(data.labels), "step": ladder.step,
-                        "mse": float(np.mean((risk - truth) ** 2)),
-                        "true_slope": slope, "true_intercept": intercept,
-                        "coverage": float(np.mean((low <= truth) & (truth <= high))),
-                    })  # fmt: skip
-                    print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
+    for world, seed, size, test, truth, training in _cells(
+        train, worlds, seeds, test_athletes, lambda _: sizes
+    ):
+        progress(f"registered: {world}, {size:,} athletes, seed {seed}")
+        data = training()
+        ladder = fit_ladder(
+            data.features, data.labels, data.weights, data.groups, train, literature
+        )
+        risk = np.asarray(ladder.model.predict_risk(test.features), dtype=np.float64)
+        low, high = ladder.model.predict_interval(test.features)
+        slope, intercept = _true_calibration(truth, risk)
+        rows.append({
+            "world": world, "seed": seed, "athletes": size,
+            "episodes": len(data.labels), "step": ladder.step,
+            "mse": float(np.mean((risk - truth) ** 2)),
+            "true_slope": slope, "true_intercept": intercept,
+            "coverage": float(np.mean((low <= truth) & (truth <= high))),
+        })  # fmt: skip
+        print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
     return pd.DataFrame(rows)
 
 
@@ -251,49 +269,40 @@ def run_extension_sweep(
     """The extension at each prior SD in ``prior_sds``: MSE and slope against the truth."""
     from models.updating import Extension, UpdatedModel, _fit_penalised
 
-    sim = load_config(SimulationConfig, name="simulation")
-    features = load_config(FeaturesConfig, name="features")
     train = load_config(TrainConfig, name="train")
     literature = load_config(LiteratureConfig, name="literature")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "cohort"
-        for world in worlds:
-            for seed in seeds:
-                test, truth = _prepared(
-                    sim, features, train, test_athletes, seed + TEST_SEED_OFFSET, world, folder
-                )
-                for size in sizes:
-                    data, _ = _prepared(sim, features, train, size, seed, world, folder)
-                    X = data.features
-                    base = LiteratureModel.from_config(literature).fit(X)
-                    chosen = update_from_config(
-                        base, X, data.labels, data.weights, data.groups, literature.updating
-                    )
-                    if chosen.penalty_strength is None:
-                        continue
-                    known = data.weights > 0
-                    w = data.weights[known]
-                    w = w * (w.sum() / np.sum(w**2))
-                    z = base.term_matrix(X)[known]
-                    o = base.intercept_ + z @ base.coef_
-                    extension = Extension.from_frame(X, tuple(base.term_columns_))
-                    terms = np.column_stack([z, extension.matrix(X)[known]])
-                    published = chosen.penalty_strength / base.coef_se_**2
-                    for sd in prior_sds:
-                        penalties = np.concatenate(
-                            [published, np.full(len(extension.columns), sd**-2.0)]
-                        )
-                        fit = _fit_penalised(terms, data.labels[known], w, o, penalties)
-                        model = UpdatedModel(base, "extension", *fit[:2], 0.0, extension)
-                        risk = model.predict_risk(test.features)
-                        rows.append({
-                            "world": world, "seed": seed, "athletes": size, "prior_sd": sd,
-                            "chosen": chosen.extension_prior_sd, "step": chosen.step,
-                            "effective_parameters": fit[3],
-                            "mse": float(np.mean((risk - truth) ** 2)),
-                            "true_slope": _true_calibration(truth, risk)[0],
-                        })  # fmt: skip
+    for world, seed, size, test, truth, training in _cells(
+        train, worlds, seeds, test_athletes, lambda _: sizes
+    ):
+        data = training()
+        X = data.features
+        base = LiteratureModel.from_config(literature).fit(X)
+        chosen = update_from_config(
+            base, X, data.labels, data.weights, data.groups, literature.updating
+        )
+        if chosen.penalty_strength is None:
+            continue
+        known = data.weights > 0
+        w = data.weights[known]
+        w = w * (w.sum() / np.sum(w**2))
+        z = base.term_matrix(X)[known]
+        o = base.intercept_ + z @ base.coef_
+        extension = Extension.of(base, X)
+        terms = np.column_stack([z, extension.matrix(X)[known]])
+        published = chosen.penalty_strength / base.coef_se_**2
+        for sd in prior_sds:
+            penalties = extension.penalties(published, sd)
+            fit = _fit_penalised(terms, data.labels[known], w, o, penalties)
+            model = UpdatedModel(base, "extension", *fit[:2], 0.0, extension)
+            risk = model.predict_risk(test.features)
+            rows.append({
+                "world": world, "seed": seed, "athletes": size, "prior_sd": sd,
+                "chosen": chosen.extension_prior_sd, "step": chosen.step,
+                "effective_parameters": fit[3],
+                "mse": float(np.mean((risk - truth) ** 2)),
+                "true_slope": _true_calibration(truth, risk)[0],
+            })  # fmt: skip
     return pd.DataFrame(rows)
 
 

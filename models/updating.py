@@ -202,6 +202,17 @@ class Extension:
             scales.append(scale)
         return cls(tuple(columns), np.array(medians), np.array(means), np.array(scales))
 
+    @classmethod
+    def of(cls, base: LiteratureModel, X: pd.DataFrame) -> Extension:
+        """The extension of ``base`` on ``X``: the columns ``base`` knows and no term reads."""
+        known = set(base.feature_names_in_)
+        return cls.from_frame(X[[c for c in X.columns if c in known]], tuple(base.term_columns_))
+
+    def penalties(self, published: np.ndarray, prior_sd: float) -> np.ndarray:
+        """The revision's per-term penalties ``published``, then ``1 / prior_sd^2`` for each
+        of the extension's terms."""
+        return np.concatenate([published, np.full(len(self.columns), prior_sd**-2.0)])
+
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
         """``(n, columns)``: each feature median-imputed and standardised."""
         if not self.columns:
@@ -434,17 +445,14 @@ def update_model(
         if "revision" not in fits:
             reason = "the revision it extends was not fitted"
         else:
-            extension = Extension.from_frame(
-                X[[c for c in X.columns if c in set(base.feature_names_in_)]],
-                tuple(base.term_columns_),
-            )
+            extension = Extension.of(base, X)
             reason = "" if extension.columns else "no recorded feature is left out of the terms"
         if reason:
             records["extension"] = StepRecord("extension", False, 0, None, reason)
         else:
             ez = np.column_stack([z, extension.matrix(X)[known]])
             grid = [
-                (t, np.concatenate([lam * published, np.full(len(extension.columns), t**-2.0)]))
+                (t, extension.penalties(lam * published, t))
                 for t in sorted(extension_prior_sd, reverse=True)
             ]
             records["extension"], fit, tau = search.best("extension", ez, grid)
@@ -756,16 +764,11 @@ def cross_validated_losses(
         published = penalty_strength / base.coef_se_**2
         penalties["revision"] = (z, published)
         if extension_prior_sd is not None:
-            extension = Extension.from_frame(
-                X[[c for c in X.columns if c in set(base.feature_names_in_)]],
-                tuple(base.term_columns_),
-            )
+            extension = Extension.of(base, X)
             steps.append("extension")
             penalties["extension"] = (
                 np.column_stack([z, extension.matrix(X)[known]]),
-                np.concatenate(
-                    [published, np.full(len(extension.columns), extension_prior_sd**-2.0)]
-                ),
+                extension.penalties(published, extension_prior_sd),
             )
     loss = dict.fromkeys(STEPS, 0.0)
     total = 0.0

@@ -295,12 +295,11 @@ def test_extension_nests_the_revision(base, frame):
     w = np.ones(len(y))
     from models.updating import Extension
 
-    extra = Extension.from_frame(X, tuple(base.term_columns_)).matrix(X)
+    terms = Extension.of(base, X)
     published = 4.0 / base.coef_se_**2
     revision = _fit_penalised(z, y, w, o, published)
     extension = _fit_penalised(
-        np.column_stack([z, extra]), y, w, o,
-        np.concatenate([published, np.full(extra.shape[1], 1e8)]),
+        np.column_stack([z, terms.matrix(X)]), y, w, o, terms.penalties(published, 1e-4)
     )  # fmt: skip
     assert np.allclose(extension[0][2 + len(base.coef_) :], 0.0, atol=1e-5)
     assert np.allclose(extension[0][: 2 + len(base.coef_)], revision[0], atol=1e-4)
