@@ -22,7 +22,13 @@ from bench.censoring import render_censoring, run_censoring
 from bench.configs import load_configs
 from bench.curves import CurvesSettings, render_curves_bench, run_curves
 from bench.data import render_data, run_data
-from bench.literature import WORLDS, render_ladder, run_ladder
+from bench.literature import (
+    WORLDS,
+    render_ladder,
+    render_spread_by_size,
+    run_ladder,
+    run_spread_by_size,
+)
 from bench.lookup import render_lookup, run_lookup
 from bench.measure import PROJECT_DIR, machine, progress
 from bench.quality import render_curves, render_quality, run_quality, settings_for
@@ -52,6 +58,14 @@ FULL = {
         "extra_up_to": 1_000,
         "test_athletes": 10_000,
     },
+    # What `hamrisk train` registers, draw by draw: at 1,000 athletes one clinic's slope
+    # against the truth scatters by about ±0.15, so its mean needs many draws (a 1,000-athlete
+    # fit takes a few seconds; 20,000 about three minutes per world).
+    "registered": {
+        "seeds_per_size": {1_000: 20, 2_000: 10, 5_000: 3, 10_000: 1, 20_000: 1},
+        "first_seed": 20261126,
+        "test_athletes": 5_000,
+    },
 }
 QUICK = {
     "data_athletes": 2_000,
@@ -64,6 +78,11 @@ QUICK = {
     "censoring": (2_000,),
     "curves": CurvesSettings(athletes=600, test_athletes=600),
     "ladder": {"sizes": [100, 500], "seeds": [20261126], "test_athletes": 2_000},
+    "registered": {
+        "seeds_per_size": {500: 2, 1_000: 2},
+        "first_seed": 20261126,
+        "test_athletes": 2_000,
+    },
 }
 
 
@@ -79,7 +98,10 @@ def _section(name: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
         )
 
 
-SECTIONS = ("data", "quality", "censoring", "spread", "curves", "training", "ladder", "scoring")
+SECTIONS = (
+    "data", "quality", "censoring", "spread", "curves", "training", "ladder", "registered",
+    "scoring",
+)  # fmt: skip
 
 
 def run(
@@ -163,6 +185,17 @@ def run(
             ),
         )  # fmt: skip
         sections.append(failed or render_ladder(ladder))
+
+    if wanted("registered") and sizes.get("registered") is not None:
+        registered_sizes = sizes["registered"]
+        registered, failed = _section(
+            "Spread of the registered model",
+            lambda: run_spread_by_size(
+                registered_sizes["seeds_per_size"], list(WORLDS),
+                registered_sizes["first_seed"], registered_sizes["test_athletes"],
+            ),
+        )  # fmt: skip
+        sections.append(failed or render_spread_by_size(registered))
 
     if wanted("scoring"):
         if not sizes["scoring"] and not sizes["lookup_repeats"]:

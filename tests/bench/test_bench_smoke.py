@@ -24,6 +24,7 @@ TINY = {
     "censoring": (300,),
     "curves": CurvesSettings(athletes=300, test_athletes=300),
     "ladder": {"sizes": [100], "seeds": [3], "test_athletes": 300},
+    "registered": {"seeds_per_size": {300: 2}, "first_seed": 3, "test_athletes": 300},
 }
 
 
@@ -44,11 +45,13 @@ def test_bench_writes_every_section(tmp_path: Path) -> None:
         "## Scoring and lookup",
         "## Risk over time against the true curves",
         "## Ladder: training that respects the sample",
+        "## Spread of the registered model against the truth, draw by draw",
     ):
         assert heading in text
     assert "Not measured: the benchmark failed" not in text
     assert "| truth (the limit) | " in text
     assert "| 300 | survey lagging |" in text
+    assert "| weak | 300 | 2 |" in text
     assert not (tmp_path / "work").exists()
 
 
