@@ -315,9 +315,10 @@ def fit_ladder(
     """Climb from the literature model as far as the cohort supports, and stop there.
 
     The literature model takes ``X`` as its reference population. Its updates (new
-    intercept, recalibration, penalised revision) are each kept only when the sample meets
-    Riley et al. 2020's minimum for the step and the closed test favours it
-    (``models.updating``). The candidates (LightGBM stack and the penalised logistic) are
+    intercept, recalibration, penalised revision and extension) are each kept only when the
+    sample meets Riley et al. 2020's minimum for the step and the closed test favours it, the
+    penalised steps beyond a kept recalibration or revision also when their grouped-CV loss
+    is lower (``models.updating``). The candidates (LightGBM stack and the penalised logistic) are
     tried only when the sample meets Riley's minimum for ``model.stack_parameters`` and
     kept only when their grouped-CV IPCW log loss is below the chosen update's. A model
     that predicts one risk for all or gives a zero-width interval is never chosen: the
@@ -336,7 +337,7 @@ def fit_ladder(
                "reason": "model.ladder is false: the candidates alone"}  # fmt: skip
         return Ladder(model, "stack", pd.DataFrame([row]).set_index("step"), base, candidate,
                       selection)  # fmt: skip
-    update = update_from_config(base, X, y, w, groups, literature.updating)
+    update = update_from_config(base, X, y, w, groups, literature.updating, MONOTONE)
     stack_considered = False
     sizes = literature.updating.sample_size
     rate, r2, n_eff = update.event_rate, update.anticipated_r2_cs, update.effective_episodes
@@ -351,7 +352,7 @@ def fit_ladder(
     if explain or stack_considered:
         losses = cross_validated_losses(
             base, X, y, w, groups, literature.updating, update.penalty_strength,
-            update.extension_prior_sd,
+            update.extension_prior_sd, MONOTONE,
         )  # fmt: skip
     chosen = update.step
     rows = []
@@ -361,9 +362,9 @@ def fit_ladder(
         elif not record.supported:
             reason = record.reason
         elif STEPS.index(record.step) > STEPS.index(chosen):
-            reason = "the closed test keeps a simpler step: " + "; ".join(update.reasons)
+            reason = "a simpler step is kept: " + "; ".join(update.reasons)
         else:
-            reason = "the closed test favours a fuller step: " + "; ".join(update.reasons)
+            reason = "a fuller step is kept: " + "; ".join(update.reasons)
         rows.append(
             {
                 "step": _STEP_NAMES[record.step],
@@ -766,7 +767,7 @@ def _ladder_params(development: Development) -> dict[str, str]:
            "ladder_step": development.step}  # fmt: skip
     for step, row in development.ladder.iterrows():
         verdict = "kept" if row["kept"] else ("refused" if not row["supported"] else "not kept")
-        out[f"ladder_{step}"] = f"{verdict}: {row['reason']}"[:500]
+        out[f"ladder_{step}"] = f"{verdict}: {row['reason']}"[:2000]
     return out
 
 

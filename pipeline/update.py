@@ -277,8 +277,9 @@ def update_model(
     train_rows, test_rows = _split_by_athlete(data, train_config)
     train, test = data.subset(train_rows), data.subset(test_rows)
     result = update_from_config(
-        base, train.features, train.labels, train.weights, train.groups, literature.updating
-    )
+        base, train.features, train.labels, train.weights, train.groups, literature.updating,
+        {spec.name: spec.direction for spec in FEATURES if spec.direction},
+    )  # fmt: skip
     served = ServedLinearModel(result.model, "updated").fit(train.features, categorical=CATEGORICAL)
     n_boot = train_config.evaluation.n_boot
     risk = served.predict_risk(test.features)

@@ -149,12 +149,19 @@ def clinic_cohort(tmp_path_factory):
 
 
 def test_update_records_its_parent_and_step(fresh_store, clinic_cohort):
+    """Offered up to the revision (an extension cannot be updated again: its new terms have
+    no published SEs, tests/models/test_updating.py), the update records its parent and
+    step, and updating the update starts from it."""
     import datetime as dt
 
     assert _ensure() == 1
+    literature = _literature()
+    literature = literature.model_copy(
+        update={"updating": literature.updating.model_copy(update={"extension_prior_sd": ()})}
+    )
     run = update_model(
         clinic_cohort,
-        _literature(),
+        literature,
         load_config(TrainConfig, FAST),
         parent_uri=CHAMPION_URI,
         today=dt.date(2026, 11, 1),
@@ -183,7 +190,7 @@ def test_update_records_its_parent_and_step(fresh_store, clinic_cohort):
     # Updating the update starts from it, and records it as the parent.
     again = update_model(
         clinic_cohort,
-        _literature(),
+        literature,
         load_config(TrainConfig, FAST),
         parent_uri=f"models:/{MODEL}/2",
         today=dt.date(2026, 11, 1),
