@@ -82,7 +82,10 @@ MODELS = ("hamrisk", "literature", "updated", "logistic_ipcw")
 
 
 @dataclass(frozen=True)
-class LadderBench:
+class ClinicTable:
+    """One row per simulated clinic (and model), each scored on its seed's test cohort of
+    ``test_athletes``; ``seeds`` the training seeds drawn."""
+
     table: pd.DataFrame
     test_athletes: int
     seeds: tuple[int, ...]
@@ -158,7 +161,7 @@ def run_ladder(
     n_boot: int = 100,
     extra_seeds: tuple[int, ...] = (),
     extra_up_to: int = 0,
-) -> LadderBench:
+) -> ClinicTable:
     """Every size at ``seeds``; sizes up to ``extra_up_to`` also at ``extra_seeds`` (small
     clinics are cheap to train and their one-seed figures are mostly noise)."""
     train = load_config(TrainConfig, name="train")
@@ -236,7 +239,7 @@ def run_ladder(
                 )
             rows.append(row)
         print(pd.DataFrame(rows[-4:]).to_string(index=False), flush=True)
-    return LadderBench(pd.DataFrame(rows), test_athletes, (*seeds, *extra_seeds))
+    return ClinicTable(pd.DataFrame(rows), test_athletes, (*seeds, *extra_seeds))
 
 
 def run_registered(
@@ -324,24 +327,17 @@ def run_extension_sweep(
     return pd.DataFrame(rows)
 
 
-@dataclass(frozen=True)
-class RegisteredBench:
-    table: pd.DataFrame
-    test_athletes: int
-    seeds: tuple[int, ...]
-
-
 def run_spread_by_size(
     seeds_per_size: dict[int, int], worlds: list[str], first_seed: int, test_athletes: int
-) -> RegisteredBench:
+) -> ClinicTable:
     """The registered model at each size over ``seeds_per_size[size]`` seeds from
     ``first_seed`` on: the distribution of its slope against the truth between draws."""
     seeds = [first_seed + k for k in range(max(seeds_per_size.values()))]
     table = run_registered(sorted(seeds_per_size), worlds, seeds, test_athletes, seeds_per_size)
-    return RegisteredBench(table, test_athletes, tuple(seeds))
+    return ClinicTable(table, test_athletes, tuple(seeds))
 
 
-def render_spread_by_size(b: RegisteredBench, aim: tuple[float, float] = (0.9, 1.1)) -> str:
+def render_spread_by_size(b: ClinicTable, aim: tuple[float, float] = (0.9, 1.1)) -> str:
     """The section on the registered model's spread against the truth, draw by draw."""
     lo, hi = aim
     lines = [
@@ -496,7 +492,7 @@ def _mean_table(table: pd.DataFrame) -> pd.DataFrame:
     ].mean().unstack("model")  # fmt: skip
 
 
-def render_ladder(b: LadderBench) -> str:
+def render_ladder(b: ClinicTable) -> str:
     """The Ladder section of the benchmark document."""
     t = b.table.dropna(subset=["mse"])
     lines = [

@@ -434,6 +434,10 @@ FEATURES: tuple[FeatureSpec, ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURES)
 FEATURES_BY_NAME: dict[str, FeatureSpec] = {spec.name: spec for spec in FEATURES}
+# The directions models may impose (LightGBM's monotone constraints, the signs of the
+# ladder's extension terms) and the columns read as categories.
+MONOTONE: dict[str, int] = {spec.name: spec.direction for spec in FEATURES if spec.direction}
+CATEGORICAL: list[str] = [spec.name for spec in FEATURES if spec.kind == "categorical"]
 
 
 def registry_digest(names: tuple[str, ...] | list[str] | None = None) -> str:

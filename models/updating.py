@@ -502,7 +502,7 @@ def update_model(
             records["extension"], fit, tau = search.best("extension", ez, grid, bounds)
             if fit is not None:
                 fits["extension"] = fit
-                penalised["extension"] = (ez, extension.penalties(lam * published, tau), bounds)
+                penalised["extension"] = (ez, dict(grid)[tau], bounds)
     else:
         records["extension"] = StepRecord("extension", False, 0, None, "no prior SD configured")
 

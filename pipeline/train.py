@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from sklearn.model_selection import GroupShuffleSplit
 
 from features import build_feature_frame
-from features.catalog import FEATURES
+from features.catalog import CATEGORICAL, FEATURES, MONOTONE
 from features.definition import FeatureDefinition
 from models import plots
 from models.estimators import RiskModel
@@ -58,9 +58,6 @@ from pipeline.episodes import (
 )
 from pipeline.errors import HamriskError
 from pipeline.validate import ValidationResult, validate_cohort
-
-MONOTONE: dict[str, int] = {s.name: s.direction for s in FEATURES if s.direction}
-CATEGORICAL: list[str] = [s.name for s in FEATURES if s.kind == "categorical"]
 
 
 class TrainingDataError(HamriskError):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from features.catalog import FEATURES
+from features.catalog import CATEGORICAL, MONOTONE
 from features.definition import FeatureDefinition
 from models.served import ServedLinearModel, model_kind
 from pipeline.config import FeaturesConfig, LiteratureConfig, TrainConfig
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from models.literature import LiteratureModel
     from models.updating import UpdateResult
 
-CATEGORICAL = tuple(s.name for s in FEATURES if s.kind == "categorical")
 # What every output says of a model no clinic's outcomes have checked yet.
 UNCHECKED_NOTE = "published effects only: not yet checked against this clinic's outcomes"
 
@@ -278,7 +277,7 @@ def update_model(
     train, test = data.subset(train_rows), data.subset(test_rows)
     result = update_from_config(
         base, train.features, train.labels, train.weights, train.groups, literature.updating,
-        {spec.name: spec.direction for spec in FEATURES if spec.direction},
+        MONOTONE,
     )  # fmt: skip
     served = ServedLinearModel(result.model, "updated").fit(train.features, categorical=CATEGORICAL)
     n_boot = train_config.evaluation.n_boot

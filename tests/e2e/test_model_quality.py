@@ -12,6 +12,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from features.catalog import CATEGORICAL, MONOTONE
 from models.estimators import RiskModel
 from models.evaluation import weighted_auc
 from pipeline.config import (
@@ -21,8 +22,6 @@ from pipeline.config import (
 )
 from pipeline.io import write_tables
 from pipeline.train import (
-    CATEGORICAL,
-    MONOTONE,
     choose_candidate,
     fit_candidate,
     prepare_training_data,

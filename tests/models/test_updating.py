@@ -420,36 +420,40 @@ def test_penalised_steps_beyond_the_tested_one_need_held_out_evidence(base, fram
 
 def test_extension_terms_keep_the_known_directions(base, frame):
     """A truth in which a stronger involved limb (Nordic symmetry, a feature no published
-    term reads) raises the risk: free, the extension learns that direction; bounded by the
-    catalog's direction (-1: more symmetry never raises the risk) its coefficient stays at
-    0, and the update does not keep an extension that says otherwise."""
-    from models.updating import Extension
+    term reads) raises the risk, beside a real effect of a feature with no known direction:
+    free, the extension learns both; given the catalog's direction for Nordic symmetry (-1:
+    more symmetry never raises the risk) the extension is still kept for the other effect,
+    and Nordic symmetry's coefficient stays at 0."""
+    from features.catalog import MONOTONE
 
     column = "lsi_nordic"
-    assert column in frame.columns and column not in base.term_columns_
+    assert MONOTONE[column] == -1 and column not in base.term_columns_
+    other = _unpublished(frame, base)
+    assert other not in MONOTONE and other != column
+
+    def standard(name: str) -> np.ndarray:
+        values = pd.to_numeric(X[name].astype("object"), errors="coerce")
+        return ((values - values.mean()) / values.std()).fillna(0.0).to_numpy()
+
     X = frame.sample(3000, random_state=41)
-    values = pd.to_numeric(X[column].astype("object"), errors="coerce")
-    standard = ((values - values.mean()) / values.std()).fillna(0.0).to_numpy()
-    y = outcomes(base.linear_predictor(X) + 0.8 * standard, 42)
+    eta = base.linear_predictor(X) + 0.8 * standard(column) + 0.8 * standard(other)
+    y = outcomes(eta, 42)
     free = update(base, X, y, extension=EXTENSION)
-    assert free.step == "extension"
-    assert free.model.coef_[list(free.model.terms_).index(column)] > 0
-    terms = Extension.of(base, X)
-    z = base.term_matrix(X)
-    o = base.intercept_ + z @ base.coef_
-    published = 1.0 / base.coef_se_**2
-    bounds = terms.bounds(len(published), {column: -1, "not_a_term": 1})
-    k = 1 + len(published) + terms.columns.index(column)
-    assert bounds[1][k] == 0 and np.isinf(bounds[0][k])
-    assert np.isinf(np.delete(bounds[1], k)).all() and np.isinf(bounds[0]).all()
-    design = np.column_stack([z, terms.matrix(X)])
-    ones = np.ones(len(y))
-    unbounded = _fit_penalised(design, y, ones, o, terms.penalties(published, 1.0))[0]
-    bounded = _fit_penalised(design, y, ones, o, terms.penalties(published, 1.0), bounds)[0]
-    assert unbounded[1 + k] > 0.3 and bounded[1 + k] <= 1e-9
     held = update_model(
         base, X, y, penalty_strengths=GRID, random_state=0, extension_prior_sd=EXTENSION,
-        monotone={column: -1},
+        monotone=MONOTONE,
     )  # fmt: skip
-    if held.step == "extension":
-        assert held.model.coef_[list(held.model.terms_).index(column)] <= 1e-9
+    assert free.step == held.step == "extension"
+    for result in (free, held):
+        assert result.model.coef_[list(result.model.terms_).index(other)] > 0.3
+    assert free.model.coef_[list(free.model.terms_).index(column)] > 0.3
+    assert held.model.coef_[list(held.model.terms_).index(column)] <= 1e-9
+    # Bounds only where a direction is known: none on the slope, the published terms or
+    # the other extension terms.
+    terms = held.model.extension_
+    bounds = terms.bounds(len(base.coef_), MONOTONE)
+    k = 1 + len(base.coef_) + terms.columns.index(column)
+    assert bounds[1][k] == 0 and np.isinf(bounds[0][k])
+    assert np.isinf(bounds[0][: 1 + len(base.coef_)]).all()
+    assert np.isinf(bounds[1][: 1 + len(base.coef_)]).all()
+    assert terms.bounds(len(base.coef_), {"not_a_term": 1}) is None
